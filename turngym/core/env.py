@@ -1,0 +1,247 @@
+"""``TurnEnv``: the base class of every turngym environment.
+
+A ``gymnasium.Env`` whose observations are chat messages and whose actions are the assistant's
+replies. Subclasses implement either the sync pair ``reset``/``step`` (pure-Python envs; the async
+pair comes for free) or the async pair ``areset``/``astep`` (envs that wait on I/O; the sync pair
+runs them on a private event loop).
+
+Invalid actions: inside ``step`` raise ``ActionError`` (``self.action_format.parse`` does so for
+replies that do not parse). The base class catches it and answers with an error observation, the
+env's ``invalid_penalty`` and ``info["action_error"]``; the episode ends after
+``max_invalid_actions`` invalid actions. ``step`` never raises for a bad reply.
+
+Every ``reset`` returns ``info["task_id"]`` and ``info["instance_hash"]``: equal seeds give equal
+hashes, so a group of episodes can prove it shares one task instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any, ClassVar, SupportsFloat
+
+import gymnasium
+
+from turngym.core.actions import ActionFormat, FreeText
+from turngym.core.errors import ActionError
+from turngym.core.spaces import ActionSpace, ObservationSpace
+from turngym.core.types import Action, Observation, ToolSpec
+
+StepResult = tuple[Observation, SupportsFloat, bool, bool, dict[str, Any]]
+ResetResult = tuple[Observation, dict[str, Any]]
+
+
+class TurnEnv(gymnasium.Env[Observation, Action]):
+    """Base class of multi-turn chat environments. See the module docstring."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+    #: how replies are parsed; set per class or per instance
+    action_format: ActionFormat = FreeText()
+    #: one paragraph for system prompts: what the task is and how it is won
+    description: str = ""
+    #: reward of an invalid action, and how many end the episode
+    invalid_penalty: float = 0.0
+    max_invalid_actions: int = 3
+    #: a sync env whose steps block (subprocess, network): async callers run it in a thread
+    blocking: bool = False
+
+    observation_space = ObservationSpace()
+    render_mode: str | None = None
+
+    _invalid_count: int = 0
+    _last_tools: list[ToolSpec] = []  # noqa: RUF012 - replaced per instance, never mutated
+    _last_obs: Observation | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def __init__(
+        self,
+        *,
+        render_mode: str | None = None,
+        invalid_penalty: float | None = None,
+        max_invalid_actions: int | None = None,
+    ) -> None:
+        """The options every env takes; subclasses pass ``**kwargs`` through to here."""
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode {render_mode!r} is not one of {self.metadata['render_modes']}")
+        self.render_mode = render_mode
+        if invalid_penalty is not None:
+            self.invalid_penalty = float(invalid_penalty)
+        if max_invalid_actions is not None:
+            if max_invalid_actions < 1:
+                raise ValueError(f"max_invalid_actions must be >= 1, got {max_invalid_actions}")
+            self.max_invalid_actions = int(max_invalid_actions)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, guard in _GUARDS.items():
+            fn = cls.__dict__.get(name)
+            if fn is not None and not getattr(fn, "_turngym_guard", False):
+                setattr(cls, name, guard(fn))
+
+    # -- spaces ---------------------------------------------------------------------------------
+    @property
+    def action_space(self) -> ActionSpace:  # type: ignore[override]
+        space = self.__dict__.get("_action_space")
+        if space is None or space.action_format is not self.action_format:
+            space = self.__dict__["_action_space"] = ActionSpace(self.action_format)
+        return space
+
+    # -- the four entry points; subclasses override one pair -----------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> ResetResult:
+        if not _overrides(self, "areset"):
+            # called as super().reset(seed=seed) from a subclass: seed self.np_random, as Gymnasium does
+            return super().reset(seed=seed, options=options)  # type: ignore[return-value]
+        return self._run(self.areset(seed=seed, options=options))
+
+    def step(self, action: Action) -> StepResult:
+        if not _overrides(self, "astep"):
+            raise NotImplementedError(f"{type(self).__name__} must implement step() or astep()")
+        return self._run(self.astep(action))
+
+    async def areset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> ResetResult:
+        if not _overrides(self, "reset"):
+            # called as await super().areset(seed=seed) from a subclass: seed self.np_random
+            return gymnasium.Env.reset(self, seed=seed, options=options)  # type: ignore[return-value]
+        if self.blocking:
+            return await asyncio.to_thread(self.reset, seed=seed, options=options)
+        return self.reset(seed=seed, options=options)
+
+    async def astep(self, action: Action) -> StepResult:
+        if not _overrides(self, "step"):
+            raise NotImplementedError(f"{type(self).__name__} must implement step() or astep()")
+        if self.blocking:
+            return await asyncio.to_thread(self.step, action)
+        return self.step(action)
+
+    # -- optional hooks -------------------------------------------------------------------------
+    def instance_state(self) -> Any:
+        """What fixes the task instance (the secret, the board...), JSON-able. Hashed into
+        ``info["instance_hash"]``; by default the first observation is hashed instead."""
+        return None
+
+    def legal_actions(self) -> list[str] | None:
+        """The valid replies now, where the env can list them (random agents pick among them)."""
+        return None
+
+    def render(self) -> str | None:  # type: ignore[override]
+        if self.render_mode == "ansi" and self._last_obs is not None:
+            return str(self._last_obs)
+        return None
+
+    async def aclose(self) -> None:
+        """Release resources; async envs override this. ``close`` calls it."""
+
+    def close(self) -> None:
+        if _overrides(self, "aclose"):
+            self._run(self.aclose())
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+
+    # -- internals ------------------------------------------------------------------------------
+    def _run(self, coro: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            coro.close()
+            raise RuntimeError(
+                f"{type(self).__name__}: a sync method was called inside a running event loop; "
+                "await the async twin (areset/astep/aclose) there instead"
+            )
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(coro)
+
+    def _task_id(self) -> str:
+        return self.spec.id if self.spec is not None else type(self).__name__
+
+    def _after_reset(self, result: ResetResult) -> ResetResult:
+        obs, info = result
+        self._invalid_count = 0
+        self._last_tools = obs.tools
+        self._last_obs = obs
+        info.setdefault("task_id", self._task_id())
+        if "instance_hash" not in info:
+            state = self.instance_state()
+            if state is None:
+                state = obs.model_dump(mode="json")
+            info["instance_hash"] = instance_hash(info["task_id"], state)
+        return obs, info
+
+    def _after_step(self, result: StepResult) -> StepResult:
+        self._last_tools = result[0].tools
+        self._last_obs = result[0]
+        return result
+
+    def _invalid(self, error: ActionError) -> StepResult:
+        self._invalid_count += 1
+        done = self._invalid_count >= self.max_invalid_actions
+        text = f"Invalid action: {error}"
+        if done:
+            text += f"\nThat was invalid action {self._invalid_count} of {self.max_invalid_actions}: the episode is over."
+        obs = Observation.text(text, tools=self._last_tools)
+        self._last_obs = obs
+        info: dict[str, Any] = {"action_error": str(error), "invalid_actions": self._invalid_count}
+        if done:
+            info["success"] = False
+        return obs, float(self.invalid_penalty), done, False, info
+
+
+def instance_hash(task_id: str, state: Any) -> str:
+    """A short stable hash of a task instance."""
+    blob = json.dumps([task_id, state], sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _overrides(env: TurnEnv, name: str) -> bool:
+    return getattr(type(env), name) is not getattr(TurnEnv, name)
+
+
+def _guard_reset(fn: Callable[..., ResetResult]) -> Callable[..., ResetResult]:
+    @functools.wraps(fn)
+    def reset(self: TurnEnv, *, seed: int | None = None, options: dict[str, Any] | None = None) -> ResetResult:
+        return self._after_reset(fn(self, seed=seed, options=options))
+
+    reset._turngym_guard = True  # type: ignore[attr-defined]
+    return reset
+
+
+def _guard_areset(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def areset(self: TurnEnv, *, seed: int | None = None, options: dict[str, Any] | None = None) -> ResetResult:
+        return self._after_reset(await fn(self, seed=seed, options=options))
+
+    areset._turngym_guard = True  # type: ignore[attr-defined]
+    return areset
+
+
+def _guard_step(fn: Callable[..., StepResult]) -> Callable[..., StepResult]:
+    @functools.wraps(fn)
+    def step(self: TurnEnv, action: Action) -> StepResult:
+        try:
+            return self._after_step(fn(self, action))
+        except ActionError as e:
+            return self._invalid(e)
+
+    step._turngym_guard = True  # type: ignore[attr-defined]
+    return step
+
+
+def _guard_astep(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def astep(self: TurnEnv, action: Action) -> StepResult:
+        try:
+            return self._after_step(await fn(self, action))
+        except ActionError as e:
+            return self._invalid(e)
+
+    astep._turngym_guard = True  # type: ignore[attr-defined]
+    return astep
+
+
+_GUARDS = {"reset": _guard_reset, "areset": _guard_areset, "step": _guard_step, "astep": _guard_astep}

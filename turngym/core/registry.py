@@ -1,0 +1,238 @@
+"""The env registry: namespaced Gymnasium ids with turngym metadata.
+
+``register`` records an env with Gymnasium (so ``gymnasium.make`` works) and keeps its metadata
+(modality, sandbox, max turns, reward range, tags, description, scripted expert, requirements).
+Third-party packages add envs through the entry-point group ``turngym.envs``: each entry point is a
+callable that calls ``turngym.register``; they are loaded lazily on the first ``make`` or listing.
+
+Nothing here imports an env's module: entry points are strings, imported at ``make``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata
+import importlib.util
+import shutil
+import warnings
+from collections.abc import Callable
+from functools import cache
+from typing import Any, Literal
+
+import gymnasium
+from gymnasium.envs.registration import WrapperSpec
+from pydantic import BaseModel, ConfigDict, Field
+
+from turngym.core.errors import EnvUnavailable, RegistryError
+
+Modality = Literal["text", "tool", "gui"]
+SandboxKind = Literal["none", "docker", "browser"]
+
+ENTRY_POINT_GROUP = "turngym.envs"
+
+
+class EnvInfo(BaseModel):
+    """What ``turngym envs info`` shows about one env."""
+
+    model_config = ConfigDict(frozen=True)
+    id: str
+    entry_point: str
+    description: str = ""
+    modality: Modality = "text"
+    sandbox: SandboxKind = "none"
+    max_turns: int | None = None
+    reward_range: tuple[float, float] = (float("-inf"), float("inf"))
+    tags: tuple[str, ...] = ()
+    #: "module:function" taking the unwrapped env and returning a policy Observation -> Action
+    expert: str | None = None
+    #: what must be present: "module:NAME" (importable), "bin:NAME" (on PATH), "docker", "browser"
+    requires: tuple[str, ...] = ()
+    #: a fixed reason why the env cannot run here (e.g. it needs an online service)
+    unavailable: str | None = None
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    source: str = "turngym"
+
+    def unavailable_reason(self) -> str | None:
+        """None if the env can run on this machine, else why not and how to fix it."""
+        if self.unavailable:
+            return self.unavailable
+        for req in self.requires:
+            reason = _requirement_missing(req)
+            if reason:
+                return reason
+        return None
+
+
+_REGISTRY: dict[str, EnvInfo] = {}
+
+
+def register(
+    id: str,
+    entry_point: str | Callable[..., Any],
+    *,
+    description: str = "",
+    modality: Modality = "text",
+    sandbox: SandboxKind = "none",
+    max_turns: int | None = None,
+    reward_range: tuple[float, float] = (float("-inf"), float("inf")),
+    tags: tuple[str, ...] | list[str] = (),
+    expert: str | None = None,
+    requires: tuple[str, ...] | list[str] = (),
+    unavailable: str | None = None,
+    kwargs: dict[str, Any] | None = None,
+    source: str = "turngym",
+) -> EnvInfo:
+    """Register an env under a namespaced id such as ``"mypkg/Maze-v0"``.
+
+    ``entry_point`` is ``"package.module:Class"`` (imported at ``make``) or a callable. ``max_turns``
+    adds a ``TurnLimit`` wrapper at ``make``, for ``turngym.make`` and ``gymnasium.make`` alike.
+    """
+    if "/" not in id:
+        raise RegistryError(f"env id {id!r} has no namespace: use 'namespace/{id}', e.g. 'mypkg/{id}'")
+    ep = entry_point if isinstance(entry_point, str) else f"{entry_point.__module__}:{entry_point.__qualname__}"
+    info = EnvInfo(
+        id=id,
+        entry_point=ep,
+        description=description,
+        modality=modality,
+        sandbox=sandbox,
+        max_turns=max_turns,
+        reward_range=reward_range,
+        tags=tuple(tags),
+        expert=expert,
+        requires=tuple(requires),
+        unavailable=unavailable,
+        kwargs=dict(kwargs or {}),
+        source=source,
+    )
+    wrappers = ()
+    if max_turns is not None:
+        wrappers = (WrapperSpec("TurnLimit", "turngym.core.wrappers:TurnLimit", {"max_turns": max_turns}),)
+    if id in gymnasium.registry:
+        del gymnasium.registry[id]
+    gymnasium.register(
+        id=id,
+        entry_point=entry_point,
+        kwargs=dict(kwargs or {}),
+        order_enforce=False,
+        disable_env_checker=True,
+        additional_wrappers=wrappers,
+    )
+    _REGISTRY[id] = info
+    return info
+
+
+def make(id: str, **kwargs: Any) -> gymnasium.Env:
+    """Create a registered env: ``turngym.make("turngym/Wordle-v0", max_invalid_actions=2)``.
+
+    Keyword arguments go to the env's constructor; ``max_turns=N`` overrides the turn limit.
+    """
+    info = env_info(id)
+    reason = info.unavailable_reason()
+    if reason:
+        raise EnvUnavailable(f"{id} cannot run here: {reason}")
+    max_turns = kwargs.pop("max_turns", info.max_turns)
+    env = gymnasium.make(id, **kwargs)
+    if max_turns != info.max_turns:
+        from turngym.core.wrappers import TurnLimit
+
+        env = TurnLimit(env.unwrapped, max_turns) if max_turns else env.unwrapped
+    return env
+
+
+def env_info(id: str) -> EnvInfo:
+    """The metadata of ``id``; a ``RegistryError`` with close matches if it is unknown."""
+    load_plugins()
+    info = _REGISTRY.get(id)
+    if info is None:
+        close = difflib.get_close_matches(id, list(_REGISTRY), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise RegistryError(f"no env registered as {id!r}.{hint} `turngym envs list --all` lists them all.")
+    return info
+
+
+def list_envs(*, include_unavailable: bool = False, namespace: str | None = None) -> list[EnvInfo]:
+    """The registered envs, sorted by id; by default only those that can run here."""
+    load_plugins()
+    out = []
+    for info in sorted(_REGISTRY.values(), key=lambda i: i.id):
+        if namespace is not None and not info.id.startswith(namespace + "/"):
+            continue
+        if include_unavailable or info.unavailable_reason() is None:
+            out.append(info)
+    return out
+
+
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Run every ``turngym.envs`` entry point once. A broken plugin warns and is skipped."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()()
+        except Exception as e:  # a third party's bug must not break listing turngym's own envs
+            warnings.warn(
+                f"the turngym.envs entry point {ep.name!r} ({ep.value}) failed: {type(e).__name__}: {e}; "
+                "its envs are not registered. Fix or uninstall that package.",
+                stacklevel=2,
+            )
+
+
+def load_object(path: str) -> Any:
+    """Import ``"package.module:name"``."""
+    module, _, name = path.partition(":")
+    if not name:
+        raise RegistryError(f"{path!r} is not 'package.module:name'")
+    obj: Any = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _requirement_missing(req: str) -> str | None:
+    kind, _, name = req.partition(":")
+    if kind == "module":
+        return None if _module_present(name) else f"the Python package providing {name!r} is not installed (make setup)"
+    if kind == "bin":
+        return None if shutil.which(name) else f"the program {name!r} is not on PATH (apt-get install {name})"
+    if kind == "docker":
+        return _docker_missing()
+    if kind == "browser":
+        return _browser_missing()
+    return f"unknown requirement {req!r}"
+
+
+@cache
+def _module_present(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@cache
+def _docker_missing() -> str | None:
+    if not _module_present("docker"):
+        return "the docker Python package is not installed (make setup)"
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+    except Exception as e:
+        return f"no Docker engine answers ({type(e).__name__}); start dockerd (make setup does)"
+    return None
+
+
+@cache
+def _browser_missing() -> str | None:
+    if not _module_present("playwright"):
+        return "the playwright Python package is not installed (make setup)"
+    if not (shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")):
+        return "no Chromium on PATH (apt-get install chromium)"
+    return None

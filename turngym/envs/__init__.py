@@ -1,0 +1,11 @@
+"""turngym's own environments, registered by string so that listing them imports nothing heavy.
+
+Each family registers its envs in its own ``registry.py`` (games, tools, web, adapters); this
+function calls them all. Importing ``turngym`` runs it.
+"""
+
+
+def register_builtin_envs() -> None:
+    from turngym.envs.games.registry import register_games
+
+    register_games()

@@ -1,0 +1,67 @@
+"""GuessNumber: find a secret integer in [low, high]; after each guess the env says higher or lower.
+
+Reward 1 for the right guess, 0 otherwise (the outcome reward); ``info["success"]`` at the end.
+The reference game: the other games follow its shape (env class, ``instance_state``, ``expert``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from turngym.core.actions import BracketedMove
+from turngym.core.env import TurnEnv
+from turngym.core.errors import ActionError
+from turngym.core.types import Action, Observation
+
+
+class GuessNumberEnv(TurnEnv):
+    def __init__(self, *, low: int = 1, high: int = 100, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if low >= high:
+            raise ValueError(f"GuessNumber needs low < high, got low={low}, high={high}")
+        self.low, self.high = low, high
+        self.action_format = BracketedMove(move_pattern=r"-?\d+", example=f"[{(low + high) // 2}]", what="guess")
+        self.description = (
+            f"I am thinking of a whole number from {low} to {high}. Guess it: after each guess I say "
+            "whether the secret is higher or lower."
+        )
+        self.secret = low
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.secret = int(self.np_random.integers(self.low, self.high + 1))
+        return Observation.text(f"{self.description} {self.action_format.describe()}"), {}
+
+    def step(self, action: Action):
+        guess = int(self.action_format.parse(action))
+        if not self.low <= guess <= self.high:
+            raise ActionError(f"{guess} is outside {self.low}..{self.high}: guess a number in that range")
+        if guess == self.secret:
+            return Observation.text(f"{guess} is right!"), 1.0, True, False, {"success": True}
+        hint = "higher" if self.secret > guess else "lower"
+        return Observation.text(f"The secret is {hint} than {guess}."), 0.0, False, False, {}
+
+    def instance_state(self) -> Any:
+        return {"low": self.low, "high": self.high, "secret": self.secret}
+
+    def legal_actions(self) -> list[str]:
+        return [f"[{n}]" for n in range(self.low, self.high + 1)]
+
+
+def expert(env: GuessNumberEnv):
+    """Binary search from the hints alone (no peeking at the secret)."""
+    lo, hi = env.low, env.high
+    last = None
+
+    def policy(obs: Observation) -> str:
+        nonlocal lo, hi, last
+        text = obs.last_text
+        if last is not None:
+            if "higher" in text:
+                lo = last + 1
+            elif "lower" in text:
+                hi = last - 1
+        last = (lo + hi) // 2
+        return f"[{last}]"
+
+    return policy
