@@ -6,6 +6,12 @@ function calls them all. Importing ``turngym`` runs it.
 
 
 def register_builtin_envs() -> None:
+    from turngym.envs.adapters.registry import register_adapters
     from turngym.envs.games.registry import register_games
+    from turngym.envs.tools.registry import register_tools
+    from turngym.envs.web.registry import register_web
 
     register_games()
+    register_tools()
+    register_web()
+    register_adapters()
