@@ -200,12 +200,17 @@ def _requirement_missing(req: str) -> str | None:
     if kind == "module":
         return None if _module_present(name) else f"the Python package providing {name!r} is not installed (make setup)"
     if kind == "bin":
-        return None if shutil.which(name) else f"the program {name!r} is not on PATH (apt-get install {name})"
+        return None if find_program(name) else f"the program {name!r} is not on PATH (apt-get install {name})"
     if kind == "docker":
         return _docker_missing()
     if kind == "browser":
         return _browser_missing()
     return f"unknown requirement {req!r}"
+
+
+def find_program(name: str) -> str | None:
+    """The path of program ``name`` on PATH, or in /usr/games where Debian puts games such as stockfish."""
+    return shutil.which(name) or shutil.which(name, path="/usr/games:/usr/local/games")
 
 
 @cache

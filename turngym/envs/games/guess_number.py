@@ -26,11 +26,12 @@ class GuessNumberEnv(TurnEnv):
             "whether the secret is higher or lower."
         )
         self.secret = low
+        self._prompt = f"{self.description} {self.action_format.describe()}"
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self.secret = int(self.np_random.integers(self.low, self.high + 1))
-        return Observation.text(f"{self.description} {self.action_format.describe()}"), {}
+        return Observation.text(self._prompt), {}
 
     def step(self, action: Action):
         guess = int(self.action_format.parse(action))

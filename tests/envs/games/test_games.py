@@ -1,0 +1,164 @@
+"""The rule-based text games: seeding, invalid actions, Gymnasium's checker, expert and random agents.
+
+Chess games have their own file (test_chess.py): they need the stockfish binary and are slower.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import turngym
+from tests.envs.games.play import success_rate
+
+GAMES = [
+    "turngym/GuessNumber-v0",
+    "turngym/Wordle-v0",
+    "turngym/Maze-v0",
+    "turngym/TextNav-v0",
+    "turngym/TwentyQuestions-v0",
+    "turngym/GuessMyCity-v0",
+]
+
+
+def _rollout(env, seed: int, n: int) -> tuple[str, list[str]]:
+    """The instance hash and the observation texts of ``n`` seeded random legal moves."""
+    obs, info = env.reset(seed=seed)
+    texts = [obs.last_text]
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        legal = env.unwrapped.legal_actions()
+        obs, _, terminated, truncated, _ = env.step(legal[int(rng.integers(len(legal)))])
+        texts.append(obs.last_text)
+        if terminated or truncated:
+            break
+    return info["instance_hash"], texts
+
+
+@pytest.mark.parametrize("env_id", GAMES)
+def test_same_seed_same_instance_and_observations(env_id):
+    a, b = turngym.make(env_id), turngym.make(env_id)
+    for seed in (0, 7):
+        assert _rollout(a, seed, 8) == _rollout(b, seed, 8)
+    assert _rollout(a, 7, 8) == _rollout(a, 7, 8)  # a reused env resets fully
+
+
+@pytest.mark.parametrize("env_id", GAMES)
+def test_different_seeds_give_different_instances(env_id):
+    env = turngym.make(env_id)
+    hashes = {env.reset(seed=s)[1]["instance_hash"] for s in range(20)}
+    assert len(hashes) >= 15
+
+
+@pytest.mark.parametrize("env_id", GAMES)
+@pytest.mark.parametrize("reply", ["no brackets at all", "[]", "[zzzzz zz]", "[ask what is the meaning of life]"])
+def test_invalid_replies_are_observations_not_exceptions(env_id, reply):
+    env = turngym.make(env_id)
+    env.reset(seed=1)
+    obs, reward, terminated, truncated, info = env.step(reply)
+    assert info["action_error"] and "Invalid action" in obs.last_text
+    assert reward == env.unwrapped.invalid_penalty and not terminated
+
+
+@pytest.mark.parametrize("env_id", GAMES)
+def test_gymnasium_checker_passes(env_id):
+    check_env(turngym.make(env_id).unwrapped, skip_render_check=True)
+
+
+@pytest.mark.parametrize("env_id", GAMES)
+def test_expert_succeeds_on_100_seeds(env_id):
+    rate, _, _ = success_rate(env_id, "expert", range(100))
+    assert rate >= 0.95
+
+
+@pytest.mark.parametrize("env_id", GAMES)
+def test_random_agent_mostly_fails(env_id):
+    rate, _, _ = success_rate(env_id, "random", range(100))
+    assert rate < 0.5
+
+
+@pytest.mark.parametrize("env_id", GAMES)
+def test_legal_actions_are_all_valid(env_id):
+    env = turngym.make(env_id)
+    env.reset(seed=3)
+    for action in env.unwrapped.legal_actions():
+        env.reset(seed=3)
+        assert "action_error" not in env.step(action)[4], action
+
+
+def test_wordle_marks_repeated_letters_like_the_nyt_game():
+    from turngym.envs.games.wordle import feedback
+
+    assert feedback("speed", "abide") == "--Y-Y"  # one E in the answer: only the first E is marked
+    assert feedback("geese", "those") == "---GG"  # the green E uses up the only other E
+    assert feedback("crane", "crane") == "GGGGG"
+    assert feedback("allee", "eagle") == "YY-YG"
+
+
+def test_wordle_rewards_follow_lmrl_gym():
+    env = turngym.make("turngym/Wordle-v0")
+    env.reset(seed=0)
+    answer = env.unwrapped.answer
+    wrong = "crane" if answer != "crane" else "slate"
+    assert env.step(f"[{wrong}]")[1] == -1.0
+    obs, reward, terminated, _, info = env.step(f"[{answer}]")
+    assert reward == 0.0 and terminated and info["success"] is True
+    env.reset(seed=0)
+    assert env.step("[qqqqq]")[4]["action_error"]  # not a word: no guess used
+    assert env.unwrapped.guesses == []
+
+
+def test_maze_walls_cost_a_move_and_keep_the_agent_in_place():
+    env = turngym.make("turngym/Maze-v0")
+    env.reset(seed=4)
+    maze = env.unwrapped
+    blocked = [d for d in ("up", "down", "left", "right") if f"[{d}]" not in maze.legal_actions()]
+    start = maze.position
+    obs, reward, terminated, _, info = env.step(f"[{blocked[0]}]")
+    assert "wall" in obs.last_text and reward == -1.0 and maze.position == start and "action_error" not in info
+
+
+def test_textnav_goal_needs_the_container_open():
+    env = turngym.make("turngym/TextNav-v0")
+    env.reset(seed=5)
+    nav = env.unwrapped
+    obj, box = nav.goal
+    nav.where[obj] = ("hand", None)
+    nav.room = nav.furniture[box][0]
+    info = env.step(f"[put the {obj} in the {box}]")[4]
+    assert "closed" in info["action_error"]
+    assert env.step(f"[open {box}]")[1] == 0.0
+    obs, reward, terminated, _, info = env.step(f"[put {obj} in {box}]")
+    assert reward == 1.0 and terminated and info["success"] is True
+
+
+def test_question_games_answer_from_the_table_and_end_on_the_right_guess():
+    env = turngym.make("turngym/TwentyQuestions-v0")
+    env.reset(seed=0)
+    game = env.unwrapped
+    name = game.bank.items[game.secret]
+    alive = game.bank.questions["is it alive"] >> game.secret & 1
+    obs, reward, terminated, *_ = env.step("[ask Is it ALIVE?]")
+    assert obs.last_text == ("Yes." if alive else "No.") and reward == -1.0 and not terminated
+    obs, reward, terminated, _, info = env.step(f"[guess {name.upper()}]")
+    assert reward == 0.0 and terminated and info["success"] is True
+
+
+def test_question_games_stop_after_twenty_turns():
+    env = turngym.make("turngym/GuessMyCity-v0")
+    env.reset(seed=0)
+    results = [env.step("[ask is it on the coast]") for _ in range(20)]
+    assert [r[3] for r in results].index(True) == 19 and results[-1][4]["success"] is False
+    assert sum(r[1] for r in results) == -20.0
+
+
+def test_ontologies_tell_every_item_apart():
+    from turngym.envs.games.guess_my_city import city_bank
+    from turngym.envs.games.twenty_questions import ontology_bank
+
+    for bank, least in ((ontology_bank(), 100), (city_bank(), 100)):
+        assert len(bank.items) >= least
+        rows = {tuple(m >> i & 1 for m in bank.questions.values()) for i in range(len(bank.items))}
+        assert len(rows) == len(bank.items)
+    assert len(ontology_bank().questions) >= 15
