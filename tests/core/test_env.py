@@ -151,3 +151,22 @@ def test_public_api_is_what_we_mean():
     }
     for name in turngym.__all__:
         assert hasattr(turngym, name), name
+
+
+def test_async_close_reaches_a_sync_close_and_vice_versa():
+    closed = []
+
+    class SyncClose(Counter):
+        def close(self):
+            closed.append("sync")
+            super().close()
+
+    class AsyncClose(AsyncCounter):
+        async def aclose(self):
+            closed.append("async")
+
+    turngym.register("testns/SyncClose-v0", SyncClose, max_turns=2)
+    env = turngym.make("testns/SyncClose-v0")
+    asyncio.run(env.aclose())
+    AsyncClose().close()
+    assert closed == ["sync", "async"]

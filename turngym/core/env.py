@@ -132,7 +132,10 @@ class TurnEnv(gymnasium.Env[Observation, Action]):
         return None
 
     async def aclose(self) -> None:
-        """Release resources; async envs override this. ``close`` calls it."""
+        """Release resources; async envs override this (``close`` then calls it). For a sync env
+        that overrides only ``close``, this calls that ``close``, so async callers close every env."""
+        if _overrides(self, "close"):
+            self.close()
 
     def close(self) -> None:
         if _overrides(self, "aclose"):
@@ -192,9 +195,12 @@ class TurnEnv(gymnasium.Env[Observation, Action]):
         return obs, float(self.invalid_penalty), done, False, info
 
 
+_HASH_ENCODER = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":"))
+
+
 def instance_hash(task_id: str, state: Any) -> str:
     """A short stable hash of a task instance."""
-    blob = json.dumps([task_id, state], sort_keys=True, default=str, separators=(",", ":"))
+    blob = _HASH_ENCODER.encode([task_id, state])  # json.dumps with these options, without its set-up
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -106,6 +106,23 @@ class Message(BaseModel):
         return out
 
 
+_new = object.__new__
+_setattr = object.__setattr__
+
+
+def _trusted(cls: type[BaseModel], fields: dict[str, Any], fields_set: set[str]) -> Any:
+    """An instance of ``cls`` from values already known to be valid: every field present, of its
+    type (what ``model_construct`` does, at a fraction of its cost). Callers check the types first
+    and fall back to validation otherwise. (For nested models one ``__pydantic_validator__`` call
+    on plain data is as fast: see ``Observation.text``.)"""
+    obj = _new(cls)
+    _setattr(obj, "__dict__", fields)
+    _setattr(obj, "__pydantic_fields_set__", fields_set)
+    _setattr(obj, "__pydantic_extra__", None)
+    _setattr(obj, "__pydantic_private__", None)
+    return obj
+
+
 def user(text: str) -> Message:
     return Message(role="user", content=text)
 
@@ -124,7 +141,11 @@ class Observation(BaseModel):
     @classmethod
     def text(cls, text: str, tools: list[ToolSpec] | None = None) -> Observation:
         """One user message (and the tools the agent may call)."""
-        return cls(messages=[Message(role="user", content=text)], tools=tools or [])
+        # one validator call for the observation and its message: twice as fast as building the
+        # Message first (this runs at every step of every env)
+        return cls.__pydantic_validator__.validate_python(
+            {"messages": [{"role": "user", "content": text}], "tools": tools or []}
+        )
 
     @property
     def last_text(self) -> str:

@@ -1,0 +1,73 @@
+"""turngym's env checker catches the broken promises it is meant to catch."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+import turngym
+from turngym.core.actions import BracketedMove, FreeText
+from turngym.core.checker import check_registered_env
+from turngym.core.types import Observation
+
+
+class Good(turngym.TurnEnv):
+    action_format = BracketedMove(choices=["a", "b"], example="[a]")
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.secret = int(self.np_random.integers(1000))
+        return Observation.text("pick"), {}
+
+    def step(self, action):
+        move = self.action_format.parse(action)
+        return Observation.text(move), 1.0, True, False, {"success": move == "a"}
+
+    def instance_state(self):
+        return self.secret
+
+
+class IgnoresSeed(Good):
+    def reset(self, *, seed=None, options=None):
+        obs, info = super().reset(seed=None)  # the bug: seed dropped
+        return obs, info
+
+
+class RaisesOnGarbage(Good):
+    action_format = FreeText()
+
+    def step(self, action):
+        if not action.strip():
+            raise KeyError("empty")
+        return Observation.text("ok"), 0.0, True, False, {"success": True}
+
+
+class NoSuccess(Good):
+    def step(self, action):
+        self.action_format.parse(action)
+        return Observation.text("done"), 0.0, True, False, {}
+
+
+@pytest.mark.parametrize(
+    ("cls", "expected"),
+    [
+        (Good, None),
+        (IgnoresSeed, "same seed, same instance: seed 0 gave instance_hash"),
+        (RaisesOnGarbage, "garbage action: step('') raised KeyError"),
+        (NoSuccess, "success at episode end: the final step of seed 0 has info['success']=None"),
+    ],
+)
+def test_checker(cls, expected):
+    turngym.register(f"checkertest/{cls.__name__}-v0", cls, max_turns=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        problems = check_registered_env(f"checkertest/{cls.__name__}-v0")
+    if expected is None:
+        assert problems == []
+    else:
+        assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_builtin_guess_number_passes():
+    assert check_registered_env("turngym/GuessNumber-v0") == []

@@ -1,0 +1,334 @@
+"""Evaluate an agent on a suite into a run directory, resuming where an interrupted run stopped.
+
+    cfg = eval_config("smoke", agent="scripted", overrides=["concurrency=4"])
+    plan = plan_run(cfg, Path("runs/x"))      # tasks, the ones already stored, skipped envs
+    summary = asyncio.run(execute(plan))      # plays the rest; writes summary.json and report.html
+
+The run directory holds:
+
+    config.yaml      the resolved EvalConfig (suite inline); a resume must match it
+    episodes.jsonl   one line per finished episode (turngym.benchmarks.store)
+    images/          image parts of observations, as files (the episodes keep relative paths)
+    summary.json     turngym.benchmarks.summary.Summary
+    report.html      self-contained report with plots (turngym.benchmarks.report)
+
+Episode ids are ``<env name>/s<seed>/g<k>`` (env name = the suite entry's label or id, k = index in
+the group), so rerunning the same command skips the episodes already stored and plays only the rest.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from turngym.agents.runner import EpisodeTask, group_tasks, run_episodes
+from turngym.benchmarks.store import EPISODES_FILE, EpisodeStore, read_episodes
+from turngym.benchmarks.suite import Suite, load_suite
+from turngym.benchmarks.summary import Summary, summarize
+from turngym.core.config import apply_overrides, dump_config, read_yaml, validate_config
+from turngym.core.errors import ConfigError
+from turngym.core.registry import env_info
+from turngym.core.types import Episode, ImagePart, Message
+
+CONFIG_FILE = "config.yaml"
+SUMMARY_FILE = "summary.json"
+REPORT_FILE = "report.html"
+IMAGES_DIR = "images"
+
+#: fields that may change between an interrupted run and its resume (they do not change the tasks)
+RESUMABLE_CHANGES = frozenset({"concurrency"})
+
+
+class AgentConfig(BaseModel):
+    """``spec`` picks the agent (``make_agent(spec)``); every other key is an option passed to it
+    (``--set agent.temperature=0.7``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    spec: str
+
+    @field_validator("spec")
+    @classmethod
+    def _known_kind(cls, spec: str) -> str:
+        from turngym.agents.base import AGENT_FACTORIES
+
+        if spec.partition(":")[0] not in AGENT_FACTORIES:
+            raise ValueError(
+                f"unknown agent spec {spec!r}: it must start with one of {', '.join(sorted(AGENT_FACTORIES))} "
+                "(e.g. scripted, random, hf:PATH, vllm:PATH, openai:URL#MODEL)"
+            )
+        return spec
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class EvalConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    suite: Suite
+    agent: AgentConfig
+    #: task instances per env (overrides the suite's counts; ignored where an env lists its seeds)
+    episodes: int | None = Field(default=None, ge=1)
+    #: episodes per task instance (overrides the suite's group_size)
+    group_size: int | None = Field(default=None, ge=1)
+    concurrency: int = Field(default=8, ge=1)
+    #: seconds for one agent act plus one env step
+    turn_timeout: float | None = Field(default=None, gt=0)
+    episode_timeout: float | None = Field(default=None, gt=0)
+
+
+def eval_config(suite: str, *, agent: str, overrides: list[str] | tuple[str, ...] = (), **fields: Any) -> EvalConfig:
+    """The resolved config: the suite (name or path) loaded inline, ``fields`` (None = unset), then
+    the ``--set`` overrides (``agent.temperature=0.7``, ``suite.seed=5``, ``concurrency=4``)."""
+    data: dict[str, Any] = {
+        "suite": load_suite(suite).model_dump(mode="json"),
+        "agent": {"spec": agent},
+        **{k: v for k, v in fields.items() if v is not None},
+    }
+    return validate_config(EvalConfig, apply_overrides(data, overrides), source="the eval command")
+
+
+def default_run_dir(cfg: EvalConfig, root: str | Path = "runs") -> Path:
+    """``runs/<suite>-<agent>-<UTC timestamp>``."""
+    agent = re.sub(r"[^A-Za-z0-9_.-]+", "_", cfg.agent.spec).strip("_")[:40] or "agent"
+    return Path(root) / f"{cfg.suite.name}-{agent}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+
+
+@dataclass
+class RunPlan:
+    cfg: EvalConfig
+    run_dir: Path
+    tasks: list[EpisodeTask]
+    #: env name of each group id
+    env_of: dict[str, str]
+    #: env names in suite order
+    order: list[str]
+    #: env name -> why it cannot run here
+    skipped: dict[str, str]
+    #: episodes already in the store (of this plan's tasks)
+    done: list[Episode] = field(default_factory=list)
+
+    @property
+    def pending(self) -> list[EpisodeTask]:
+        ids = {e.episode_id for e in self.done}
+        return [t for t in self.tasks if t.episode_id not in ids]
+
+
+def plan_run(cfg: EvalConfig, run_dir: str | Path) -> RunPlan:
+    """Check or write ``config.yaml`` in ``run_dir``, list the tasks, and find those already stored."""
+    run_dir = Path(run_dir)
+    _claim_run_dir(cfg, run_dir)
+    suite = cfg.suite
+    group_size = cfg.group_size or suite.group_size
+    names = [e.name for e in suite.envs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(
+            f"suite {suite.name!r} lists {', '.join(dup)} more than once: give each entry a distinct 'label'"
+        )
+    tasks: list[EpisodeTask] = []
+    env_of: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    for entry in suite.envs:
+        reason = env_info(entry.id).unavailable_reason()  # RegistryError (with close matches) if unknown
+        if reason:
+            skipped[entry.name] = reason
+            continue
+        seeds = suite.seeds_for(entry, cfg.episodes if entry.seeds is None else None)
+        env_tasks = group_tasks(
+            entry.id,
+            seeds,
+            group_size=group_size,
+            env_kwargs=entry.kwargs,
+            max_turns=entry.max_turns,
+            prefix=entry.name,
+        )
+        env_of.update((t.group_id, entry.name) for t in env_tasks)
+        tasks.extend(env_tasks)
+    wanted = {t.episode_id for t in tasks}
+    done = [e for e in read_episodes(run_dir / EPISODES_FILE) if e.episode_id in wanted]
+    return RunPlan(cfg=cfg, run_dir=run_dir, tasks=tasks, env_of=env_of, order=names, skipped=skipped, done=done)
+
+
+async def execute(plan: RunPlan, *, on_episode: Callable[[Episode], None] | None = None) -> Summary:
+    """Play the pending tasks of ``plan``, append each episode to the store, then write the summary
+    and the report. ``on_episode`` sees each new episode (progress bars)."""
+    from turngym.agents.base import make_agent
+    from turngym.benchmarks.report import write_report
+
+    cfg, run_dir = plan.cfg, plan.run_dir
+    start = time.perf_counter()
+    new: list[Episode] = []
+    pending = plan.pending
+    if pending:
+        agent = make_agent(cfg.agent.spec, **cfg.agent.options)
+        run_id = run_dir.name
+        with EpisodeStore(path=run_dir / EPISODES_FILE) as store:
+
+            def record(ep: Episode) -> None:
+                ep = externalize_images(ep, run_dir)
+                store.append(ep)
+                new.append(ep)
+                if on_episode is not None:
+                    on_episode(ep)
+
+            try:
+                await run_episodes(
+                    pending,
+                    agent,
+                    concurrency=cfg.concurrency,
+                    turn_timeout=cfg.turn_timeout,
+                    episode_timeout=cfg.episode_timeout,
+                    run_id=run_id,
+                    on_episode=record,
+                )
+            finally:
+                await agent.aclose()
+    episodes = _in_task_order(plan, [*plan.done, *new])
+    elapsed = time.perf_counter() - start
+    previous = run_dir / SUMMARY_FILE
+    if plan.done and previous.is_file():  # a resume: add the time of the earlier invocations
+        elapsed += Summary.model_validate_json(previous.read_text()).elapsed
+    summary = summarize(
+        episodes,
+        env_of=plan.env_of,
+        order=plan.order,
+        skipped=plan.skipped,
+        agent=cfg.agent.spec,
+        suite=cfg.suite.name,
+        elapsed=elapsed,
+    )
+    (run_dir / SUMMARY_FILE).write_text(summary.model_dump_json(indent=2))
+    write_report(run_dir / REPORT_FILE, summary, episodes, env_of=plan.env_of, run_dir=run_dir)
+    return summary
+
+
+def load_run(run_dir: str | Path) -> tuple[EvalConfig, Summary | None, list[Episode]]:
+    """A run directory's config, summary (None if the run never finished once) and episodes."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise ConfigError(f"{str(run_dir)!r} is not a turngym run directory: it has no {CONFIG_FILE}")
+    cfg = validate_config(EvalConfig, read_yaml(run_dir / CONFIG_FILE), source=str(run_dir / CONFIG_FILE))
+    summary_path = run_dir / SUMMARY_FILE
+    summary = Summary.model_validate_json(summary_path.read_text()) if summary_path.is_file() else None
+    return cfg, summary, read_episodes(run_dir / EPISODES_FILE)
+
+
+def externalize_images(episode: Episode, run_dir: Path) -> Episode:
+    """``episode`` with every data-URL image part written to ``run_dir/images/`` and replaced by the
+    file's path relative to ``run_dir`` (episodes stay small and the report can show them)."""
+    if not any(_has_data_image(m) for m in episode.prompt) and not any(
+        _has_data_image(m) for t in episode.turns for m in t.observation
+    ):
+        return episode
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", episode.episode_id)
+    counter = iter(range(1_000_000))
+
+    def convert(messages: list[Message], where: str) -> list[Message]:
+        out = []
+        for m in messages:
+            if not _has_data_image(m):
+                out.append(m)
+                continue
+            parts = [
+                ImagePart(url=_save_data_url(p.url, run_dir, f"{stem}-{where}-{next(counter)}"))
+                if isinstance(p, ImagePart) and p.url.startswith("data:")
+                else p
+                for p in m.content  # type: ignore[union-attr]  # _has_data_image: a list
+            ]
+            out.append(m.model_copy(update={"content": parts}))
+        return out
+
+    turns = [
+        t.model_copy(update={"observation": convert(t.observation, f"t{t.index}")})
+        if any(_has_data_image(m) for m in t.observation)
+        else t
+        for t in episode.turns
+    ]
+    return episode.model_copy(update={"prompt": convert(episode.prompt, "reset"), "turns": turns})
+
+
+_DATA_URL = re.compile(r"data:image/([A-Za-z0-9.+-]+);base64,(.*)", re.DOTALL)
+
+
+def _has_data_image(m: Message) -> bool:
+    return not isinstance(m.content, str) and any(
+        isinstance(p, ImagePart) and p.url.startswith("data:") for p in m.content
+    )
+
+
+def _save_data_url(url: str, run_dir: Path, stem: str) -> str:
+    match = _DATA_URL.fullmatch(url)
+    if match is None:
+        return url  # not a base64 image: keep it inline
+    ext = {"jpeg": "jpg", "svg+xml": "svg"}.get(match.group(1).lower(), match.group(1).lower())
+    try:
+        blob = base64.b64decode(match.group(2), validate=False)
+    except (binascii.Error, ValueError):
+        return url
+    rel = f"{IMAGES_DIR}/{stem}.{ext}"
+    path = run_dir / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(blob)
+    return rel
+
+
+def _claim_run_dir(cfg: EvalConfig, run_dir: Path) -> None:
+    """Write ``config.yaml``, or check that the stored one matches ``cfg`` (a resume of a run that
+    stored episodes; a run that stored none is simply started afresh)."""
+    path = run_dir / CONFIG_FILE
+    if path.is_file() and read_episodes(run_dir / EPISODES_FILE):
+        stored = read_yaml(path)
+        current = cfg.model_dump(mode="json")
+        diffs = [
+            f"{k}: stored {a!r}, now {b!r}"
+            for k, a, b in _diff(stored, current)
+            if k.split(".")[0] not in RESUMABLE_CHANGES
+        ]
+        if diffs:
+            raise ConfigError(
+                f"{str(run_dir)!r} holds a run with a different config, so it cannot be resumed with this one "
+                f"({'; '.join(diffs[:5])}{'; ...' if len(diffs) > 5 else ''}). "
+                "Rerun with the stored settings, or pass a new --out directory."
+            )
+    elif run_dir.exists() and (run_dir / EPISODES_FILE).exists():
+        raise ConfigError(
+            f"{str(run_dir)!r} holds episodes but no {CONFIG_FILE}: it is not a turngym run; pass a new --out directory"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(dump_config(cfg))
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in list(a) + [k for k in b if k not in a]:
+            out += _diff(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [(prefix.rstrip("."), a, b)]
+
+
+def _in_task_order(plan: RunPlan, episodes: list[Episode]) -> list[Episode]:
+    by_id = {e.episode_id: e for e in episodes}
+    return [by_id[t.episode_id] for t in plan.tasks if t.episode_id in by_id]
+
+
+__all__ = [
+    "AgentConfig",
+    "EvalConfig",
+    "RunPlan",
+    "default_run_dir",
+    "eval_config",
+    "execute",
+    "externalize_images",
+    "load_run",
+    "plan_run",
+]

@@ -1,0 +1,180 @@
+"""``turngym envs check``: Gymnasium's env checker plus the promises every turngym env makes.
+
+    problems = check_registered_env("turngym/Wordle-v0")   # [] when the env keeps every promise
+
+The checks (DESIGN.md, Environments):
+
+- ``gymnasium.utils.env_checker.check_env`` passes on the unwrapped env;
+- the same seed gives the same ``instance_hash`` and the same observations over a few steps of a
+  seeded random player, in two separate env instances;
+- different seeds give mostly different ``instance_hash`` values;
+- ``reset`` returns ``task_id`` and ``instance_hash`` in ``info``;
+- a garbage action yields ``info["action_error"]`` and no exception;
+- at the end of an episode ``info["success"]`` is set (a bool).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium
+import numpy as np
+
+from turngym.core.registry import make
+
+GARBAGE_ACTIONS = ("", "\x00 ]][[ not an action {{")
+
+
+class CheckFailed(AssertionError):
+    pass
+
+
+def check_registered_env(env_id: str, *, seeds: int = 6, steps: int = 5, max_episode_steps: int = 500) -> list[str]:
+    """Run every check on a registered env; the list of problems found (empty if none)."""
+    problems: list[str] = []
+    checks: list[tuple[str, Callable[[], None]]] = [
+        ("gymnasium check_env", lambda: _gymnasium_check(env_id)),
+        ("reset info", lambda: _check_reset_info(env_id)),
+        ("same seed, same instance", lambda: _check_determinism(env_id, seeds=min(seeds, 3), steps=steps)),
+        ("different seeds, different instances", lambda: _check_seeds_differ(env_id, seeds=seeds)),
+        ("garbage action", lambda: _check_garbage_action(env_id)),
+        ("success at episode end", lambda: _check_success(env_id, max_steps=max_episode_steps)),
+    ]
+    for name, check in checks:
+        try:
+            check()
+        except CheckFailed as e:
+            problems.append(f"{name}: {e}")
+        except Exception as e:
+            problems.append(f"{name}: raised {type(e).__name__}: {e}")
+    return problems
+
+
+def _make(env_id: str) -> gymnasium.Env:
+    return make(env_id)
+
+
+def _random_action(env: gymnasium.Env, rng: np.random.Generator) -> Any:
+    """A legal action where the env lists them, else a sample of its action space."""
+    legal = env.unwrapped.legal_actions() if hasattr(env.unwrapped, "legal_actions") else None
+    if legal:
+        return legal[int(rng.integers(len(legal)))]
+    return env.action_space.sample()
+
+
+def _gymnasium_check(env_id: str) -> None:
+    from gymnasium.utils.env_checker import check_env
+
+    env = _make(env_id)
+    try:
+        check_env(env.unwrapped, skip_render_check=True)
+    finally:
+        env.close()
+
+
+def _check_reset_info(env_id: str) -> None:
+    env = _make(env_id)
+    try:
+        _, info = env.reset(seed=0)
+    finally:
+        env.close()
+    for key in ("task_id", "instance_hash"):
+        if not info.get(key):
+            raise CheckFailed(f"reset(seed=0) returned no info[{key!r}]; TurnEnv sets it unless the env's reset removes it")
+
+
+def _trace(env_id: str, seed: int, steps: int) -> tuple[str, list[Any]]:
+    """The instance hash and the observations of ``steps`` random steps from ``reset(seed)``."""
+    env = _make(env_id)
+    try:
+        obs, info = env.reset(seed=seed)
+        rng = np.random.default_rng(seed)
+        env.action_space.seed(seed)
+        out = [obs.model_dump(mode="json")]
+        for _ in range(steps):
+            obs, reward, terminated, truncated, _ = env.step(_random_action(env, rng))
+            out.append([obs.model_dump(mode="json"), float(reward), terminated, truncated])
+            if terminated or truncated:
+                break
+        return str(info.get("instance_hash")), out
+    finally:
+        env.close()
+
+
+def _check_determinism(env_id: str, *, seeds: int, steps: int) -> None:
+    for seed in range(seeds):
+        (h1, obs1), (h2, obs2) = _trace(env_id, seed, steps), _trace(env_id, seed, steps)
+        if h1 != h2:
+            raise CheckFailed(
+                f"seed {seed} gave instance_hash {h1} and then {h2}: reset must draw the instance from "
+                "self.np_random (seeded by super().reset(seed=seed)), never from the global RNG"
+            )
+        if obs1 != obs2:
+            at = next((i for i, (a, b) in enumerate(zip(obs1, obs2, strict=False)) if a != b), min(len(obs1), len(obs2)))
+            raise CheckFailed(
+                f"seed {seed}: two envs gave different observations at step {at} for the same actions: "
+                "the env's dynamics must depend only on the seed and the actions"
+            )
+
+
+def _check_seeds_differ(env_id: str, *, seeds: int) -> None:
+    env = _make(env_id)
+    try:
+        hashes = [env.reset(seed=s)[1].get("instance_hash") for s in range(seeds)]
+    finally:
+        env.close()
+    distinct = len(set(hashes))
+    if distinct * 2 < seeds:
+        raise CheckFailed(
+            f"seeds 0..{seeds - 1} gave only {distinct} distinct instance_hash values: the seed is probably "
+            "ignored (reset must pass seed to super().reset and draw the instance from self.np_random)"
+        )
+
+
+def _check_garbage_action(env_id: str) -> None:
+    env = _make(env_id)
+    try:
+        flagged = []
+        for action in GARBAGE_ACTIONS:
+            env.reset(seed=0)
+            try:
+                _, _, _, _, info = env.step(action)
+            except Exception as e:
+                raise CheckFailed(
+                    f"step({action!r}) raised {type(e).__name__}: {e}; an invalid action must come back as "
+                    "an observation with info['action_error'] (raise ActionError inside step)"
+                ) from None
+            flagged.append(bool(info.get("action_error")))
+        if not any(flagged):
+            raise CheckFailed(
+                f"none of the garbage actions {GARBAGE_ACTIONS!r} set info['action_error']; parse actions with the "
+                "env's action_format, which raises ActionError for a reply that does not parse"
+            )
+    finally:
+        env.close()
+
+
+def _check_success(env_id: str, *, max_steps: int) -> None:
+    env = _make(env_id)
+    try:
+        for seed in range(2):
+            env.reset(seed=seed)
+            rng = np.random.default_rng(100 + seed)
+            env.action_space.seed(100 + seed)
+            for _ in range(max_steps):
+                _, _, terminated, truncated, info = env.step(_random_action(env, rng))
+                if terminated or truncated:
+                    break
+            else:
+                raise CheckFailed(
+                    f"a random player's episode (seed {seed}) did not end within {max_steps} steps: "
+                    "register the env with max_turns so episodes always end"
+                )
+            if not isinstance(info.get("success"), bool):
+                raise CheckFailed(
+                    f"the final step of seed {seed} has info['success']={info.get('success')!r}; "
+                    "set info['success'] (a bool) when the episode ends"
+                )
+    finally:
+        env.close()
