@@ -1,0 +1,1 @@
+from tests.sandboxes.conftest import no_leftover_containers  # noqa: F401 - the session-wide leak check

@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Writes the reward (1 or 0) into $REWARD_FILE.
+if [ "$(tr -d "[:space:]" < /work/answer.txt 2>/dev/null)" = "4" ]; then echo 1 > "$REWARD_FILE"; else echo 0 > "$REWARD_FILE"; fi

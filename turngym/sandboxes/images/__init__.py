@@ -1,0 +1,60 @@
+"""The project's Dockerfiles (one directory per image) and how they are built.
+
+    turngym/sandboxes/images/sandbox/Dockerfile  ->  turngym/sandbox:latest
+
+Every Dockerfile starts with ``ARG BASE`` and ``FROM ${BASE}``, so ``turngym sandbox build --base
+IMAGE`` rebuilds the family on another base. Where no image registry is reachable, the default base
+``turngym/base:bookworm`` comes from debootstrap and ``docker import`` (scripts/setup/40-docker.sh).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from turngym.core.errors import SandboxError
+
+DEFAULT_BASE = "turngym/base:bookworm"
+IMAGES_DIR = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """A Dockerfile directory and the tag it builds; ``base`` None means the --base of the build."""
+
+    tag: str
+    context: Path
+    base: str | None = None
+
+
+def project_images() -> list[ImageSpec]:
+    """The sandboxes' own images, in build order."""
+    return [ImageSpec(f"turngym/{d.name}:latest", d) for d in sorted(IMAGES_DIR.iterdir()) if (d / "Dockerfile").is_file()]
+
+
+def build_image(client: Any, spec: ImageSpec, *, base: str = DEFAULT_BASE) -> str:
+    """Build one image (no network during the build); returns its id."""
+    import docker.errors
+
+    try:
+        image, _logs = client.images.build(
+            path=str(spec.context),
+            tag=spec.tag,
+            buildargs={"BASE": spec.base or base},
+            network_mode="none",
+            rm=True,
+            forcerm=True,
+            labels={"turngym.image": spec.tag},
+        )
+    except docker.errors.BuildError as e:
+        tail = "".join(str(x.get("stream", x.get("error", ""))) for x in e.build_log)[-1500:]
+        raise SandboxError(f"building {spec.tag} from {spec.context} failed: {e.msg}\n{tail}") from None
+    except docker.errors.APIError as e:
+        if "not found" in str(e) or "pull access denied" in str(e):
+            raise SandboxError(
+                f"building {spec.tag}: the base image {spec.base or base!r} is missing; "
+                "run scripts/setup/40-docker.sh (it builds turngym/base:bookworm with debootstrap) or pass --base"
+            ) from None
+        raise
+    return image.id
