@@ -1,0 +1,90 @@
+"""GiGPO: Group-in-Group Policy Optimization (Feng et al. 2025, "Group-in-Group Policy Optimization
+for LLM Agent Training", verl-agent; RESEARCH.md section 4b).
+
+Two levels of groups inside one group of G episodes:
+
+- episode level: A^E_i = (R_i - mean_j R_j) / F, F = std_j R_j + eps (``norm="std"``) or 1 (``"mean"``,
+  the paper's "mean_norm");
+- step level: anchor groups are the (episode, turn) pairs of the group whose state (the observation the
+  agent answered) is the same: exact text hash, or fuzzy (difflib ratio >= ``similarity``, greedy
+  clustering against the first member as in verl-agent). With return-to-go
+  R_t = sum_{k>=t} gamma^(k-t) r_k: A^S = (R_t - mean_anchor R) / F; an anchor group of one gives 0.
+
+A = A^E + omega * A^S. The paper takes the episode statistics over trajectories; verl-agent's code over
+all step rows of the group (``episode_stats="turn_rows"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from difflib import SequenceMatcher
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from turngym.trainers.advantages.base import (
+    Advantages,
+    EstimatorConfig,
+    Norm,
+    group_normalize,
+    returns_to_go,
+    turn_advantages,
+)
+from turngym.trainers.table import TurnTable
+
+
+class GiGPOConfig(EstimatorConfig):
+    name: Literal["gigpo"] = "gigpo"
+    norm: Norm = "std"
+    gamma: float = 0.95  # discount of the step-level return-to-go
+    omega: float = 1.0  # weight of A^S
+    anchors: Literal["exact", "fuzzy"] = "exact"
+    similarity: float = Field(0.95, gt=0.0, le=1.0)  # fuzzy anchors: SequenceMatcher ratio >= this
+    episode_stats: Literal["trajectories", "turn_rows"] = "trajectories"
+
+
+def text_hash(text: str) -> str:
+    """The exact anchor key of a state: a hash of its text."""
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def anchor_groups(
+    states: np.ndarray, groups: np.ndarray, *, anchors: Literal["exact", "fuzzy"] = "exact", similarity: float = 0.95
+) -> np.ndarray:
+    """Dense anchor-group ids of turn rows: the same episode group and the same state (exact or fuzzy)."""
+    ids = np.empty(len(states), dtype=np.int64)
+    exact: dict[tuple[int, str], int] = {}
+    fuzzy: dict[int, list[tuple[str, int]]] = {}  # episode group -> [(representative text, anchor id)]
+    n_fuzzy = 0
+    for m, (g, text) in enumerate(zip(groups.tolist(), states.tolist(), strict=True)):
+        if anchors == "exact":
+            ids[m] = exact.setdefault((g, text_hash(text)), len(exact))
+            continue
+        clusters = fuzzy.setdefault(g, [])
+        match = next(
+            (cid for rep, cid in clusters if rep == text or SequenceMatcher(None, rep, text).ratio() >= similarity),
+            None,
+        )
+        if match is None:
+            match = n_fuzzy
+            n_fuzzy += 1
+            clusters.append((text, match))
+        ids[m] = match
+    return ids
+
+
+def gigpo(table: TurnTable, cfg: GiGPOConfig) -> Advantages:
+    groups = table.group_index(cfg.group_key)
+    ep = table.turn_episode
+    norm = dict(norm=cfg.norm, eps=cfg.eps, ddof=cfg.std_ddof)
+    # A^E_i = (R_i - mean_j R_j) / F
+    if cfg.episode_stats == "trajectories":
+        A_E = group_normalize(table.returns, groups, **norm)[ep]
+    else:
+        A_E = group_normalize(table.returns[ep], groups[ep], **norm)
+    # A^S = (R_t - mean_{anchor} R) / F,  R_t = sum_{k>=t} gamma^(k-t) r_k
+    anchor = anchor_groups(table.state_text, groups[ep], anchors=cfg.anchors, similarity=cfg.similarity)
+    A_S = group_normalize(returns_to_go(table, cfg.gamma), anchor, **norm)
+    # A = A^E + omega * A^S
+    return turn_advantages(table, A_E + cfg.omega * A_S)

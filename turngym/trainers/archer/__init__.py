@@ -1,0 +1,42 @@
+"""ArCHer (Zhou et al. 2024): an off-policy utterance-level critic and a token-level REINFORCE actor.
+
+    config.py   ArcherConfig, the reference hyper-parameters as defaults
+    buffer.py   the turn replay buffer (s, a, r, s', done), filled from Episodes, saved with the run
+    critic.py   double Q / double V heads over a pluggable encoder, target copies
+    math.py     TD target, critic losses, advantage, actor loss, Polyak update (pure functions)
+
+Names are loaded lazily, so reading the config does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ArcherConfig": "config",
+    "ArcherCriticConfig": "config",
+    "ArcherActorConfig": "config",
+    "ReplayBuffer": "buffer",
+    "Transition": "buffer",
+    "TransitionBatch": "buffer",
+    "collate": "buffer",
+    "episode_transitions": "buffer",
+    "history_text": "buffer",
+    "CriticLosses": "critic",
+    "DoubleCritic": "critic",
+    "critic_losses": "critic",
+    "TextEncoder": "critic",
+    "TokenBaseline": "critic",
+    "make_target": "critic",
+    "pool_hidden": "critic",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
