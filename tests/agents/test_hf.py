@@ -1,0 +1,226 @@
+"""The hf backend with a real tiny model: stream equality, logprob parity, batching, constrained
+sampling, seeds, and failures that end one episode only."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import regex
+
+from turngym.agents.base import make_agent
+from turngym.agents.llm import Backend
+from turngym.agents.runner import group_tasks, run_episodes
+
+#: |recomputed - sampled| logprob tolerance, float32 on CPU: batched left-padded decoding with a
+#: KV cache against one unpadded forward pass differ by rounding only (~1e-6 seen)
+LOGPROB_TOL = 1e-4
+GN = "turngym/GuessNumber-v0"
+LONG = {"max_invalid_actions": 50}  # ten turns whatever the replies are
+GN_PATTERN = r"\[(-?\d+)\]"  # BracketedMove(move_pattern=r"-?\d+").pattern()
+
+
+class Recording(Backend):
+    """Wraps a backend, records (prompt, generation) per call, and can fail chosen calls."""
+
+    def __init__(self, inner: Backend, *, fail_on=(), hang_on=()) -> None:
+        self.inner = inner
+        self.tokenizer = inner.tokenizer
+        self.name = inner.name
+        self.calls = []
+        self.fail_on, self.hang_on = set(fail_on), set(hang_on)
+        self.n = 0
+
+    async def generate(self, prompt, sampling, *, pattern=None, seed=None):
+        k, self.n = self.n, self.n + 1
+        if k in self.fail_on:
+            raise RuntimeError(f"backend failure injected at call {k}")
+        if k in self.hang_on:
+            await asyncio.sleep(3600)
+        gen = await self.inner.generate(prompt, sampling, pattern=pattern, seed=seed)
+        self.calls.append((list(prompt), gen))
+        return gen
+
+    async def aclose(self):
+        await self.inner.aclose()
+
+
+def check_stream(calls, episodes):
+    """Each turn's prompt is the stream before its action span; the span holds the returned ids."""
+    by_prompt: dict[tuple[int, ...], list] = {}
+    for p, g in calls:
+        by_prompt.setdefault(tuple(p), []).append(g)
+    seen = 0
+    for ep in episodes:
+        assert len(ep.tokens) == len(ep.mask) == len(ep.logprobs)
+        for turn in ep.turns:
+            s, e = turn.action_span
+            gens = by_prompt[tuple(ep.tokens[:s])]  # the backend was given exactly the stream so far
+            gen = next(g for g in gens if g.ids == ep.tokens[s:e])  # and returned exactly the span
+            gens.remove(gen)
+            assert ep.logprobs[s:e] == gen.logprobs
+            assert ep.mask[s:e] == [1] * (e - s)
+            seen += 1
+        assert sum(ep.mask) == sum(e - s for s, e in (t.action_span for t in ep.turns))
+    assert seen == len(calls)
+
+
+def recompute_logprobs(model_dir, episode, fsm=None):
+    """Logprob of every token of the stream under one HF forward pass (position i: token i given < i);
+    with ``fsm``, action tokens renormalised over the tokens it allows at their position."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = recompute_logprobs.__dict__.get(model_dir)
+    if model is None:
+        model = recompute_logprobs.__dict__[model_dir] = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    ids = torch.tensor([episode.tokens])
+    with torch.inference_mode():
+        logp = torch.log_softmax(model(ids).logits[0].float(), -1)
+    out = [0.0] + logp[:-1].gather(-1, ids[0, 1:, None])[:, 0].tolist()
+    if fsm is not None:
+        for turn in episode.turns:
+            state = fsm.initial
+            for i in range(*turn.action_span):
+                allowed = torch.from_numpy(fsm.allowed(state))
+                out[i] -= float(torch.logsumexp(logp[i - 1, allowed], 0))
+                state = fsm.advance(state, episode.tokens[i])
+    return out
+
+
+def check_logprobs(model_dir, episodes, tol, *, pattern=None, eos_ids=()):
+    """Sampled logprobs against one HF forward pass over each stream; with ``pattern`` (constrained
+    sampling) against the forward pass renormalised over the tokens the pattern allows there."""
+    worst = 0.0
+    fsm = None
+    if pattern is not None:
+        from transformers import AutoTokenizer
+
+        from turngym.agents.sampling import TokenFSM, vocabulary
+
+        fsm = TokenFSM.build(pattern, vocabulary(AutoTokenizer.from_pretrained(model_dir)), eos_ids=eos_ids)
+    for ep in episodes:
+        ref = recompute_logprobs(str(model_dir), ep, fsm)
+        for i, m in enumerate(ep.mask):
+            if m:
+                worst = max(worst, abs(ref[i] - ep.logprobs[i]))
+    assert worst <= tol, f"logprob mismatch {worst} > {tol}"
+    return worst
+
+
+def _agent(tiny_dir, **options):
+    agent = make_agent(f"hf:{tiny_dir}", **options)
+    agent.backend = Recording(agent.backend)
+    return agent
+
+
+@pytest.fixture(scope="module")
+def hf_run(tiny_dir):
+    agent = _agent(tiny_dir, max_new_tokens=6, seed=7, temperature=1.0)
+    tasks = group_tasks(GN, seeds=range(4), group_size=2, env_kwargs=LONG, max_turns=10)
+    eps = asyncio.run(run_episodes(tasks, agent, concurrency=8))
+    calls = agent.backend.calls
+    stats = dict(agent.backend.inner.stats)
+    asyncio.run(agent.aclose())
+    return eps, calls, stats
+
+
+def test_stream_equality_over_ten_turns(hf_run):
+    eps, calls, _ = hf_run
+    assert all(ep.error is None and len(ep.turns) == 10 for ep in eps)
+    assert all(ep.trainable for ep in eps)
+    check_stream(calls, eps)
+
+
+def test_logprob_parity_with_a_forward_pass(hf_run, tiny_dir):
+    eps, _, _ = hf_run
+    check_logprobs(tiny_dir, eps, LOGPROB_TOL)
+
+
+def test_concurrent_episodes_are_batched(hf_run):
+    _, calls, stats = hf_run
+    assert stats["requests"] == len(calls) == 80
+    assert stats["max_batch"] > 1 and stats["batches"] < stats["requests"]
+
+
+def test_same_seed_same_streams(tiny_dir, hf_run):
+    eps, _, _ = hf_run
+    agent = make_agent(f"hf:{tiny_dir}", max_new_tokens=6, seed=7, temperature=1.0)
+    tasks = group_tasks(GN, seeds=range(4), group_size=2, env_kwargs=LONG, max_turns=10)
+    again = asyncio.run(run_episodes(tasks, agent, concurrency=8))
+    asyncio.run(agent.aclose())
+    assert [e.tokens for e in again] == [e.tokens for e in eps]
+    assert eps[0].tokens != eps[1].tokens  # two episodes of one group sample differently
+
+
+def test_constrained_sampling_matches_the_action_format(tiny_dir):
+    agent = _agent(tiny_dir, max_new_tokens=8, seed=3, constrain=True)
+    tasks = group_tasks(GN, seeds=range(3), env_kwargs=LONG, max_turns=4)
+    eps = asyncio.run(run_episodes(tasks, agent, concurrency=3))
+    calls = agent.backend.calls
+    asyncio.run(agent.aclose())
+    check_stream(calls, eps)
+    # the model's logprobs renormalised over the allowed tokens (what vLLM reports too)
+    check_logprobs(tiny_dir, eps, LOGPROB_TOL, pattern=GN_PATTERN, eos_ids=agent.backend.inner.eos_ids)
+    pattern = regex.compile(GN_PATTERN)
+    finished = 0
+    for ep in eps:
+        for t in ep.turns:
+            assert pattern.fullmatch(t.action, partial=True), t.action  # never leaves the format
+            if ep.tokens[t.action_span[1] - 1] == agent.backend.inner.eos_ids[0]:
+                assert pattern.fullmatch(t.action)
+                finished += 1
+    # the random model writes no bracket unconstrained; constrained, complete guesses appear
+    assert finished > 0
+
+
+def test_backend_error_and_timeout_end_one_episode_each(tiny_dir):
+    agent = make_agent(f"hf:{tiny_dir}", max_new_tokens=4, seed=1)
+    agent.backend = Recording(agent.backend, fail_on={0}, hang_on={1})
+    tasks = group_tasks(GN, seeds=range(4), env_kwargs=LONG, max_turns=3)
+    eps = asyncio.run(run_episodes(tasks, agent, concurrency=4, turn_timeout=8))
+    calls = agent.backend.calls
+    asyncio.run(agent.aclose())
+    errors = sorted(ep.error.split(":")[0] for ep in eps if ep.error)
+    assert errors == ["RuntimeError", "TimeoutError"]
+    ok = [ep for ep in eps if ep.error is None]
+    assert len(ok) == 2 and all(len(ep.turns) == 3 for ep in ok)
+    check_stream(calls, ok)
+
+
+def test_cli_models_tiny_and_eval_with_the_hf_agent(tmp_path, tiny_dir):
+    """`turngym models tiny` writes a loadable model (task tokenizer, tied); `turngym eval --agent hf:DIR`
+    runs a suite with it and stores token streams."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("turngym")
+    model = tmp_path / "gn"
+    out = subprocess.run(
+        [str(exe), "models", "tiny", "--out", str(model), "--size", "nano", "--tokenizer", "task:guess_number", "--tied"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    info = json.loads((model / "turngym_tiny.json").read_text())
+    assert info["tied"] and info["tokenizer"] == "task:guess_number"
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    m = AutoModelForCausalLM.from_pretrained(model)
+    assert m.get_input_embeddings().weight.data_ptr() == m.get_output_embeddings().weight.data_ptr()
+    tok = AutoTokenizer.from_pretrained(model)
+    assert len(tok) < 48 and tok.decode(tok.encode("The secret is higher than 50.")) == "The secret is higher than 50."
+
+    run = tmp_path / "run"
+    suite = tmp_path / "gn.yaml"
+    suite.write_text("name: gn\nepisodes: 2\nenvs:\n  - id: turngym/GuessNumber-v0\n    max_turns: 3\n")
+    out = subprocess.run(
+        [str(exe), "eval", "--suite", str(suite), "--agent", f"hf:{tiny_dir}", "--episodes", "1", "--out", str(run),
+         "--set", "agent.max_new_tokens=4", "--set", "agent.seed=0", "--set", "agent.temperature=0.8"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    episodes = [json.loads(line) for f in run.rglob("*.jsonl") for line in f.read_text().splitlines() if line.strip()]
+    played = [e for e in episodes if e.get("turns")]
+    assert played and all(e["tokens"] and e["trainable"] for e in played)

