@@ -112,6 +112,8 @@ async def test_attacks_on_the_sandbox_break_neither_the_pool_nor_the_run():
     assert not failed
     fork, mem, endless, evil = (episodes[0].turns[i].observation[-1].text for i in range(4))
     assert "killed after 3s" in fork or "exit code" in fork
-    assert "exit code -9" in mem
+    # OOM-killed, or killed at the command timeout on a machine too loaded to reach the limit in 3 s;
+    # the OOM kill itself is asserted with a long timeout in tests/sandboxes/test_docker.py
+    assert "exit code -9" in mem or "killed after 3s" in mem
     assert "killed after 3s" in endless
     assert "Read-only file system" in evil
