@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
+from tests.conftest import chromium_of_this_process, require
 from turngym.core.errors import ActionError
 from turngym.core.registry import _browser_missing
 from turngym.sandboxes.browser import (
@@ -35,30 +35,14 @@ from turngym.sandboxes.browser_actions import BrowserAction
 pytestmark = pytest.mark.browser
 
 
-def _ours_alive() -> list[int]:
-    """Chromium processes started by this test process that are still running."""
-    marker = f"--turngym-owner={os.getpid()}-".encode()
-    out = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                cmd = Path(f"/proc/{entry.name}/cmdline").read_bytes()
-                state = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if marker in cmd and state != "Z":
-                out.append(int(entry.name))
-    return out
-
-
 @pytest.fixture(autouse=True, scope="module")
 def chromium_present_and_left_clean():
     require(_browser_missing() is None, _browser_missing() or "")
     yield
     deadline = time.monotonic() + 10
-    while _ours_alive() and time.monotonic() < deadline:
+    while chromium_of_this_process() and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _ours_alive(), "Chromium processes left after the browser tests"
+    assert not chromium_of_this_process(), "Chromium processes left after the browser tests"
 
 
 def data_url(html: str) -> str:

@@ -44,7 +44,7 @@ async def test_pool_reset_gives_a_clean_sandbox_and_reuses_containers():
         for i in range(6):
             async with pool.lease() as sb:
                 ids.add(sb.id)
-                r = await sb.exec(f"ls -A /work /tmp; for p in /proc/[0-9]*; do cat $p/comm; done")
+                r = await sb.exec("ls -A /work /tmp; for p in /proc/[0-9]*; do cat $p/comm; done")
                 assert "leftover" not in r.stdout and "sleep" not in r.stdout, f"episode {i} saw: {r.stdout}"
                 await sb.exec("echo x > leftover; echo y > /tmp/leftover; sleep 500 &")
         assert len(ids) <= 2  # warm containers came back cleaned, none was created per episode

@@ -12,6 +12,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import turngym
+from tests.envs.games.test_games import _rollout
 from tests.conftest import require
 from tests.envs.games.play import success_rate
 from turngym.core.registry import find_program
@@ -23,19 +24,6 @@ CHESS = ["turngym/ChessEndgame-v0", "turngym/Chess-v0"]
 @pytest.fixture(autouse=True)
 def _stockfish():
     require(find_program("stockfish") is not None, "the stockfish program is not installed (apt-get install stockfish)")
-
-
-def _rollout(env, seed: int, n: int) -> tuple[str, list[str]]:
-    obs, info = env.reset(seed=seed)
-    texts = [obs.last_text]
-    rng = np.random.default_rng(seed)
-    for _ in range(n):
-        legal = env.unwrapped.legal_actions()
-        obs, _, terminated, truncated, _ = env.step(legal[int(rng.integers(len(legal)))])
-        texts.append(obs.last_text)
-        if terminated or truncated:
-            break
-    return info["instance_hash"], texts
 
 
 @pytest.mark.parametrize("env_id", CHESS)

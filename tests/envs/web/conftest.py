@@ -3,29 +3,11 @@ started by this process may be left when the tests end."""
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
-
-
-def chromium_of_this_process() -> list[int]:
-    marker = f"--turngym-owner={os.getpid()}-".encode()
-    out = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{entry.name}/cmdline").read_bytes()
-            state = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker in cmd and state != "Z":
-            out.append(int(entry.name))
-    return out
+from tests.conftest import chromium_of_this_process, require
 
 
 @pytest.fixture
