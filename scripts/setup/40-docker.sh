@@ -8,6 +8,8 @@ source scripts/setup/lib.sh
 # 1. dockerd: start one only if none answers; detached so it outlives this script.
 if ! docker info >/dev/null 2>&1; then
   echo "starting dockerd"
+  # a dockerd killed with its session leaves pid files that would stop a new one from starting
+  if ! pgrep -x dockerd >/dev/null; then rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid; fi
   mkdir -p /var/log
   setsid nohup dockerd --bridge=none --iptables=false >/var/log/turngym-dockerd.log 2>&1 < /dev/null &
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
