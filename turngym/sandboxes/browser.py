@@ -608,23 +608,16 @@ class BrowserSession:
         """The page now: URL, title, accessibility tree with ids, optional screenshot and set-of-marks."""
         self._check()
         text, elements = "", []
-        # the title, the tree and the screenshot are asked for at once: one wait instead of three
-        parts: list[Awaitable[Any]] = [self._retrying(self.page.title, "the title")]
         if tree or som:
-            parts.append(self._retrying(lambda: self.page.aria_snapshot(mode="ai", boxes=som, timeout=self._ms), "an accessibility snapshot"))
-        if screenshot or som:
-            parts.append(self._retrying(lambda: self.page.screenshot(type="png", animations="allow", timeout=self._ms), "a screenshot"))
-        results = await asyncio.gather(*parts, return_exceptions=True)
-        for r in results:
-            if isinstance(r, BaseException):
-                raise r
-        title, raw, png = results[0], results[1] if tree or som else None, results[-1] if screenshot or som else None
-        if raw is not None:
+            raw = await self._retrying(lambda: self.page.aria_snapshot(mode="ai", boxes=som, timeout=self._ms), "an accessibility snapshot")
             text, elements = parse_snapshot(raw, self._name)
+        png = None
+        if screenshot or som:
+            png = await self._retrying(lambda: self.page.screenshot(type="png", animations="allow", timeout=self._ms), "a screenshot")
         som_png = draw_marks(png, elements, self.options.device_scale_factor) if som and png else None
         snap = PageSnapshot(
             url=self.page.url,
-            title=title,
+            title=await self._retrying(self.page.title, "the title"),
             tree=text,
             elements={e.id: e for e in elements},
             screenshot=png if screenshot else None,
