@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,28 @@ class HFBackend(Backend):
             for r in batch:
                 if not r.future.done():
                     r.future.set_result(Generation(ids=r.ids, logprobs=r.logprobs, eos_id=r.eos_id))
+
+    # -- for trainers ----------------------------------------------------------------------------
+    async def load_weights(self, weights: Iterable[tuple[str, Any]]) -> None:
+        """Copy ``(name, tensor)`` pairs into the served model (names of its ``state_dict``)."""
+        import torch
+
+        own = self.model.state_dict()
+        named = list(weights)
+        unknown = [n for n, _ in named if n not in own]
+        if unknown:
+            raise KeyError(f"weights {unknown[:5]} are not in the served model {self.model_path!r}: sync a model of the same architecture")
+        with torch.no_grad():
+            for name, tensor in named:
+                own[name].copy_(tensor.to(device=own[name].device, dtype=own[name].dtype))
+
+    async def prompt_logprobs(self, ids: list[int]) -> list[float]:
+        import torch
+
+        with torch.inference_mode():
+            logits = self.model(input_ids=torch.tensor([ids], device=self.device)).logits[0, :-1].float()
+            logp = torch.log_softmax(logits, -1).gather(-1, torch.tensor(ids[1:], device=self.device)[:, None])
+        return [float(x) for x in logp[:, 0].cpu()]
 
     # -- the batch, in a worker thread ----------------------------------------------------------
     def _run_batch(self, batch: list[_Request]) -> None:

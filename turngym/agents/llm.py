@@ -17,6 +17,7 @@ import itertools
 import json
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,17 @@ class Backend(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release the model, the engine, the connection."""
+
+    # -- for trainers: weight sync and the logprob probe ------------------------------------------
+    async def load_weights(self, weights: Iterable[tuple[str, Any]]) -> None:
+        """Serve new weights: ``(name, tensor)`` pairs with the names of the Hugging Face model's
+        ``state_dict`` (a full set or any subset). Requests started after this sample from them."""
+        raise NotImplementedError(f"the {self.name} backend cannot take new weights: train with hf or vllm")
+
+    async def prompt_logprobs(self, ids: list[int]) -> list[float]:
+        """log p(ids[k] | ids[:k]) under the weights being served, for k = 1..len(ids)-1 (the raw model
+        distribution, no temperature, no constraint), so a trainer can check a sync took effect."""
+        raise NotImplementedError(f"the {self.name} backend does not report prompt logprobs")
 
 
 def system_prompt(env: gymnasium.Env) -> str:

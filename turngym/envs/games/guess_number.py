@@ -14,13 +14,21 @@ from turngym.core.errors import ActionError
 from turngym.core.types import Action, Observation
 
 
+#: ranges with fewer numbers than this accept exactly their numbers (the action pattern lists them)
+SMALL_RANGE = 64
+
+
 class GuessNumberEnv(TurnEnv):
     def __init__(self, *, low: int = 1, high: int = 100, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if low >= high:
             raise ValueError(f"GuessNumber needs low < high, got low={low}, high={high}")
         self.low, self.high = low, high
-        self.action_format = BracketedMove(move_pattern=r"-?\d+", example=f"[{(low + high) // 2}]", what="guess")
+        example = f"[{(low + high) // 2}]"
+        if high - low < SMALL_RANGE:  # list the numbers, so constrained sampling picks only legal guesses
+            self.action_format = BracketedMove(choices=[str(n) for n in range(low, high + 1)], example=example, what="guess")
+        else:
+            self.action_format = BracketedMove(move_pattern=r"-?\d+", example=example, what="guess")
         self.description = (
             f"I am thinking of a whole number from {low} to {high}. Guess it: after each guess I say "
             "whether the secret is higher or lower."
