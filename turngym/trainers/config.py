@@ -1,0 +1,146 @@
+"""``turngym train --config FILE``: the run's configuration, one pydantic model read from YAML.
+
+    run_dir: runs/gn-flow
+    seed: 0
+    env: {id: turngym/GuessNumber-v0, kwargs: {low: 1, high: 16}, max_turns: 6}
+    model: {path: .cache/tiny-models/gn, backend: hf}
+    sampling: {temperature: 1.0, max_new_tokens: 8, constrain: true}
+    algorithm: flow_grpo                  # or {name: gigpo, omega: 1.0}, or archer
+    optim: {lr: 5.0e-4, epochs: 1}
+    rollout: {groups: 16, group_size: 8}
+    iterations: 300
+    eval: {every: 25, seeds: 64}
+
+Every field can be overridden: ``--set optim.lr=1e-5 --set algorithm.name=grpo``. ``suite: NAME``
+trains on every env of a benchmark suite instead of one ``env`` (groups are spread over its envs).
+Training seeds are drawn per iteration from [0, 2**31) minus the held-out eval seeds, which start
+at ``eval.seed_offset`` (default 10**9): train and eval never share a task instance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from turngym.agents.sampling import SamplingConfig
+from turngym.trainers.losses import LossConfig
+from turngym.trainers.update import OptimConfig
+
+__all__ = [
+    "CheckpointConfig",
+    "EnvSpec",
+    "EvalConfig",
+    "LoraConfig",
+    "ModelConfig",
+    "RolloutConfig",
+    "TrainConfig",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EnvSpec(_Frozen):
+    id: str
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    max_turns: int | None = Field(None, ge=1)
+
+
+class LoraConfig(_Frozen):
+    """Low-rank adapters (peft) on ``target_modules``; only the adapters train."""
+
+    r: int = Field(8, ge=1)
+    alpha: float = 16.0
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+class ModelConfig(_Frozen):
+    #: a local Hugging Face model directory
+    path: str
+    #: the rollout engine: "hf" (transformers, here) or "vllm" (in-process engine, needs vLLM)
+    backend: Literal["hf", "vllm"] = "hf"
+    #: "auto": cuda if available, else cpu
+    device: str = "auto"
+    lora: LoraConfig | None = None
+    #: extra options of the backend (hf: max_batch; vllm: max_model_len, engine_args, ...)
+    backend_options: dict[str, Any] = Field(default_factory=dict)
+    #: the system prompt; None: the env's description and action format, "": none
+    system_prompt: str | None = None
+
+
+class RolloutConfig(_Frozen):
+    #: task instances (seeds) per iteration
+    groups: int = Field(16, ge=1)
+    #: episodes per instance (G)
+    group_size: int = Field(8, ge=1)
+    #: episodes in flight; 0: all of an iteration's episodes at once
+    concurrency: int = Field(0, ge=0)
+    turn_timeout: float | None = Field(None, gt=0)
+    episode_timeout: float | None = Field(None, gt=0)
+
+
+class EvalConfig(_Frozen):
+    #: evaluate every this many iterations (and before the first and after the last); 0: never
+    every: int = Field(25, ge=0)
+    #: held-out seeds (task instances), one greedy episode each... or sampled, see temperature
+    seeds: int = Field(64, ge=1)
+    seed_offset: int = Field(10**9, ge=0)
+    #: sampling temperature at eval (0: greedy)
+    temperature: float = Field(0.0, ge=0)
+
+
+class CheckpointConfig(_Frozen):
+    #: checkpoint every this many iterations (and at the end); 0: only at the end
+    every: int = Field(25, ge=0)
+    keep: int = Field(2, ge=1)
+
+
+class TrainConfig(_Frozen):
+    """The whole run. ``algorithm`` is an advantage estimator's name or config (the GRPO family,
+    ``bilevel_gae``) or ``archer``; ``archer`` reads its settings from ``archer``."""
+
+    run_dir: str = "runs/train"
+    seed: int = 0
+    env: EnvSpec | None = None
+    suite: str | None = None
+    model: ModelConfig
+    sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(max_new_tokens=32))
+    algorithm: dict[str, Any] = Field(default_factory=lambda: {"name": "grpo"})
+    #: StarPO-S: keep this fraction of the groups with the highest reward variance (None: all)
+    keep_fraction: float | None = Field(None, gt=0, le=1)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    iterations: int = Field(100, ge=1)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    #: settings of ``algorithm: archer`` (turngym.trainers.archer.ArcherConfig fields)
+    archer: dict[str, Any] = Field(default_factory=dict)
+    #: the weight-sync probe: max |engine logprob - trainer logprob| allowed after a sync
+    probe_tolerance: float = Field(2e-3, gt=0)
+    tensorboard: bool = True
+
+    @field_validator("algorithm", mode="before")
+    @classmethod
+    def _algorithm_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TrainConfig:
+        if (self.env is None) == (self.suite is None):
+            raise ValueError("give exactly one of env: {id: ...} or suite: NAME to train on")
+        if "name" not in self.algorithm:
+            raise ValueError(f"algorithm {self.algorithm!r} has no name: write algorithm: flow_grpo (or {{name: ...}})")
+        return self
+
+    @property
+    def algorithm_name(self) -> str:
+        return str(self.algorithm["name"])
+
+    @property
+    def path(self) -> Path:
+        return Path(self.run_dir)

@@ -1,0 +1,185 @@
+"""One policy update: K epochs of minibatch steps over a batch of episodes (RESEARCH.md section 1).
+
+    metrics = policy_update(model, optimizer, table, adv, optim=OptimConfig(epochs=2), loss=LossConfig())
+
+The batch is the episode view (one row per episode, every turn's action tokens in it): for a causal
+model log pi(a_t | s_t) read off the whole episode equals the turn view's, at a fraction of the
+tokens, and ``turn_mean`` still weighs every turn as Flow-GRPO's per-turn rows do.
+
+Each minibatch is split into micro-batches (gradient accumulation); each micro-batch's loss is
+weighted by its share of the minibatch's aggregation units (tokens for ``token_mean``, sequences for
+``seq_mean``, episodes for ``turn_mean``), so accumulation gives the same gradient as one big batch.
+With ``skip_zero_advantage`` (default) and no KL or entropy term, episodes whose advantages are
+all 0 (a group where every episode scored the same) are left out of the forward pass: they add
+nothing to the gradient, and the aggregation's denominator then counts only the episodes that carry
+signal (DAPO's dynamic sampling does the same by dropping such groups).
+``old_logprobs`` are the ones the backend recorded while sampling (the weight-sync probe checks that
+the engine serves the trainer's weights); ``recompute_old_logprobs=True`` recomputes them instead.
+On CUDA the forward pass runs under bf16 autocast (``autocast="auto"``); on CPU in float32.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from turngym.trainers.advantages import Advantages
+from turngym.trainers.constraint import constrained_logprobs
+from turngym.trainers.losses import LossConfig, policy_loss, token_entropy, token_logprobs
+from turngym.trainers.table import TurnTable, collate_episodes
+
+__all__ = ["OptimConfig", "make_optimizer", "policy_update", "sequence_logprobs"]
+
+
+class OptimConfig(BaseModel):
+    """The optimiser and how a batch is cut into steps."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    lr: float = Field(1e-6, gt=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = Field(0.0, ge=0)
+    #: max global grad norm (0: no clipping)
+    grad_clip: float = Field(1.0, ge=0)
+    #: passes over each batch (K)
+    epochs: int = Field(1, ge=1)
+    #: episodes per optimizer step; 0: the whole batch is one step
+    minibatch_size: int = Field(0, ge=0)
+    #: episodes per forward pass (gradient accumulation); 0: the whole minibatch
+    micro_batch_size: int = Field(0, ge=0)
+    recompute_old_logprobs: bool = False
+    #: leave episodes whose advantages are all 0 out of the update (see the module docstring)
+    skip_zero_advantage: bool = True
+    #: "auto": bf16 autocast on CUDA, none on CPU
+    autocast: Literal["auto", "bf16", "off"] = "auto"
+
+
+def make_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+
+
+def _autocast(device: torch.device, mode: str) -> Any:
+    on = mode == "bf16" or (mode == "auto" and device.type == "cuda")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=on)
+
+
+def sequence_logprobs(
+    model: torch.nn.Module,
+    batch: dict[str, torch.Tensor],
+    *,
+    allowed: torch.Tensor | None = None,
+    with_entropy: bool = False,
+    autocast: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log pi(token_k | tokens_<k) [B, L] of a collated batch (renormalised over the allowed tokens
+    where ``batch["fsm_state"]`` marks a constrained action token), and the per-token entropy."""
+    ids = batch["input_ids"]
+    with _autocast(ids.device, autocast):
+        logits = model(input_ids=ids, attention_mask=batch["attention_mask"]).logits
+    if allowed is not None and "fsm_state" in batch:
+        logp = constrained_logprobs(logits, ids, batch["fsm_state"].long(), allowed)
+    else:
+        logp = token_logprobs(logits, ids)
+    return logp, (token_entropy(logits) if with_entropy else None)
+
+
+def _units(batch: dict[str, torch.Tensor], aggregation: str) -> int:
+    mask = batch["loss_mask"]
+    if aggregation == "token_mean":
+        return int(mask.sum())
+    return int((mask.sum(-1) > 0).sum())  # sequences; with one episode per row also episodes
+
+
+def policy_update(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    table: TurnTable,
+    advantages: Advantages,
+    *,
+    optim: OptimConfig,
+    loss: LossConfig,
+    device: torch.device | str = "cpu",
+    ref_model: torch.nn.Module | None = None,
+    fsm_states: np.ndarray | None = None,
+    allowed: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    pad_id: int = 0,
+) -> dict[str, float]:
+    """K epochs of minibatch PPO-clip steps on the kept, trainable episodes of ``table``; mean metrics.
+
+    ``fsm_states``/``allowed``: from ``constraint.action_states`` when the episodes were sampled
+    under an action constraint. ``generator`` shuffles the minibatches (seed it for repeatable runs).
+    """
+    device = torch.device(device)
+    rows = np.flatnonzero(advantages.keep & table.trainable)
+    if optim.skip_zero_advantage and loss.beta == 0 and loss.entropy_coef == 0:
+        # an episode whose advantages are all 0 adds nothing to the gradient: skip its forward pass
+        token_episode = np.repeat(np.arange(len(table)), table.stream_lengths)
+        moving = np.bincount(token_episode, weights=np.abs(advantages.token), minlength=len(table)) > 0
+        rows = rows[moving[rows]]
+    if len(rows) == 0:
+        return {"episodes": 0.0, "action_tokens": 0.0, "steps": 0.0}
+    if loss.beta > 0 and ref_model is None:
+        raise ValueError(f"loss.beta={loss.beta} needs a reference model: pass ref_model=frozen_reference(model)")
+    columns: dict[str, np.ndarray] = {"advantages": advantages.token}
+    if fsm_states is not None:
+        columns["fsm_state"] = fsm_states
+    mb = optim.minibatch_size or len(rows)
+    micro = optim.micro_batch_size or mb
+    model.train()
+    sums: dict[str, float] = defaultdict(float)
+    steps = 0
+    for _ in range(optim.epochs):
+        order = rows[torch.randperm(len(rows), generator=generator).numpy()]
+        for start in range(0, len(order), mb):
+            mini = order[start : start + mb]
+            batches = [
+                collate_episodes(table, mini[i : i + micro], device=device, pad_id=pad_id, token_columns=columns)
+                for i in range(0, len(mini), micro)
+            ]
+            if optim.recompute_old_logprobs:
+                with torch.no_grad():
+                    for b in batches:
+                        b["old_logprobs"] = sequence_logprobs(model, b, allowed=allowed, autocast=optim.autocast)[0]
+            total = sum(_units(b, loss.aggregation) for b in batches)
+            if total == 0:
+                continue
+            for b in batches:
+                share = _units(b, loss.aggregation) / total
+                if share == 0:
+                    continue
+                logp, H = sequence_logprobs(
+                    model, b, allowed=allowed, with_entropy=loss.entropy_coef > 0, autocast=optim.autocast
+                )
+                ref = None
+                if ref_model is not None:
+                    with torch.no_grad():
+                        ref = sequence_logprobs(ref_model, b, allowed=allowed, autocast=optim.autocast)[0]
+                value, stats = policy_loss(
+                    logp, b["old_logprobs"], b["advantages"], b["loss_mask"], cfg=loss,
+                    ref_logp=ref, entropy=H, turn_ids=b["turn_ids"].long(), episode_ids=b["episode"],
+                )
+                (value * share).backward()
+                for k, v in stats.items():
+                    sums[k] += float(v) * share
+                sums["action_tokens"] += float(b["loss_mask"].sum())
+            if optim.grad_clip > 0:
+                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
+            else:
+                norm = torch.linalg.vector_norm(
+                    torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None])
+                )
+            sums["grad_norm"] += float(norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            steps += 1
+    model.eval()
+    out = {k: v / max(steps, 1) for k, v in sums.items() if k != "action_tokens"}
+    out["action_tokens"] = sums["action_tokens"]
+    out["episodes"] = float(len(rows))
+    out["steps"] = float(steps)
+    return out
