@@ -14,7 +14,8 @@ Tokenizers:
     "task:NAME"      a small word-level vocabulary built with ``tokenizers`` for one task
                      (``task:guess_number``: digits, brackets, the words of the game's hints)
 
-Templates: ``chatml`` (append-only) and ``thinking`` (Qwen3-style: drops the ``<think>`` blocks of
+Templates: ``chatml`` (append-only), ``compact`` (two template tokens per message, for task-vocabulary
+models trained from scratch, where every token of the stream costs training time) and ``thinking`` (Qwen3-style: drops the ``<think>`` blocks of
 assistant turns before the last user message, so it is *not* append-only; tests use it).
 
 CLI: ``turngym models tiny --out DIR [--size tiny] [--tokenizer mistral] [--tied]``.
@@ -75,6 +76,14 @@ _LAST_USER = (
 )
 TEMPLATES: dict[str, str] = {
     "chatml": _SYSTEM_WITH_TOOLS + _BODY.replace("CONTENT", "message.content"),
+    # for task-vocabulary models trained from scratch: two template tokens per message instead of
+    # ChatML's five; an assistant reply follows every other message directly and ends with <|im_end|>
+    "compact": (
+        "{%- for message in messages %}"
+        "{%- if message.role == 'assistant' %}{{- message.content + '<|im_end|>' }}"
+        "{%- else %}{{- '<|im_start|>' + message.content + '<|im_end|>' }}{%- endif %}"
+        "{%- endfor %}"
+    ),
     "thinking": _LAST_USER
     + _SYSTEM_WITH_TOOLS
     + _BODY.replace(
@@ -85,7 +94,13 @@ TEMPLATES: dict[str, str] = {
 
 #: task name -> the words of its vocabulary (besides digits, punctuation, whitespace and roles)
 TASK_VOCABS: dict[str, tuple[str, ...]] = {
-    "guess_number": ("The", "secret", "is", "higher", "lower", "than", "right", "Invalid", "action", "guess"),
+    "guess_number": (
+        "The", "secret", "is", "higher", "lower", "than", "right", "Invalid", "action", "guess",
+        # the words of the game's description and of its action format's instructions
+        "I", "am", "thinking", "of", "a", "whole", "number", "from", "to", "Guess", "it", "after", "each",
+        "say", "whether", "or", "Write", "your", "in", "square", "brackets", "for", "example", "Only",
+        "the", "last", "bracketed", "counts", "outside", "not", "valid", "choose", "one",
+    ),
 }
 _PUNCT = ("[", "]", "-", ".", "!", ":", ",")
 _WS = (" ", "\n")
@@ -119,10 +134,12 @@ def _task_tokenizer(name: str) -> Any:
     if words is None:
         raise ValueError(f"unknown task vocabulary {name!r}: choose one of {', '.join(sorted(TASK_VOCABS))}")
     specials = ["<unk>", *CHAT_TOKENS]
-    vocab = [*specials, *(str(d) for d in range(10)), *_PUNCT, *_WS, *_ROLES, *words]
+    words = tuple(dict.fromkeys((*_ROLES, *words)))
+    vocab = [*specials, *(str(d) for d in range(10)), *_PUNCT, *_WS, *words, *(" " + w for w in words)]
     tok = Tokenizer(models.WordLevel({t: i for i, t in enumerate(vocab)}, unk_token="<unk>"))
-    # one token per digit, word, punctuation mark and whitespace character; decoding concatenates
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"\d|[A-Za-z]+|\s|[^\sA-Za-z\d]"), behavior="isolated")
+    # one token per digit, word (with the space before it), punctuation mark and other whitespace
+    # character; decoding concatenates
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"\d| ?[A-Za-z]+|\s|[^\sA-Za-z\d]"), behavior="isolated")
     tok.decoder = decoders.Fuse()
     tok.add_special_tokens(specials)
     return PreTrainedTokenizerFast(
@@ -143,7 +160,7 @@ def build_tiny_model(
     *,
     size: str = "tiny",
     tokenizer: str = "mistral",
-    template: Literal["chatml", "thinking"] = "chatml",
+    template: Literal["chatml", "compact", "thinking"] = "chatml",
     tied: bool = False,
     seed: int = 0,
     init_std: float = 0.3,
