@@ -1,7 +1,8 @@
 """Rollout throughput: turngym's runner + token-faithful conversation against the backend's own raw
 batched generation of the same tokens, for the hf and the vllm backends, in one run.
 
-    .venv/bin/python perf/rollout.py [--episodes 64] [--turns 4] [--new-tokens 16] [--repeats 3]
+    .venv/bin/python perf/rollout.py [--episodes 64] [--turns 4] [--new-tokens 16] [--repeats 3] [--backend hf]
+    .venv/bin/python perf/rollout.py --workload demo [--episodes 128] [--repeats 3] [--prefix-cache off]
 
 turngym side: ``run_episodes`` plays ``--episodes`` concurrent GuessNumber episodes of ``--turns``
 turns with the tiny model (each reply up to ``--new-tokens`` tokens). Raw side: the same prompts
@@ -10,6 +11,11 @@ generation directly, turn by turn, asking for the same number of new tokens: HF
 ``model.generate`` on the left-padded batch; vLLM ``AsyncLLM.generate`` for all prompts at once.
 Overhead = raw tokens/s / turngym tokens/s - 1. The vllm half runs in .venv-vllm (a subprocess of
 this script). Results (median of ``--repeats``) go to perf/results/rollout.md.
+
+``--workload demo`` times the hf backend alone on the RL demo's rollout: ``--episodes`` concurrent
+GuessNumber episodes (low=1, high=16, max_turns=6), constrain=True, max_new_tokens=6, no system
+prompt, the "small" task-tokenizer tiny model, max_batch=episodes; it prints the wall time of each
+repeat and their median (JSON) and writes nothing.
 """
 
 from __future__ import annotations
@@ -137,6 +143,35 @@ async def _bench_vllm(args) -> dict:
     return summarise("vllm", ours, raw)
 
 
+def bench_demo(args) -> dict:
+    from tests.agents.conftest import tiny_model
+    from turngym.agents.hf import HFAgent
+    from turngym.agents.runner import group_tasks, run_episodes
+
+    model = tiny_model("demo-small-gn", size="small", tokenizer="task:guess_number")
+    options = {"constrain": True, "max_new_tokens": 6, "seed": 0, "system_prompt": "", "max_batch": args.episodes}
+    if args.prefix_cache == "off":
+        options["prefix_cache"] = False
+    agent = HFAgent.from_spec(str(model), **options)
+    demo = group_tasks(GN, seeds=range(args.episodes), env_kwargs={"low": 1, "high": 16}, max_turns=6)
+
+    async def play() -> tuple[float, float, int, int]:
+        t0, c0 = time.perf_counter(), time.process_time()
+        eps = await run_episodes(demo, agent, concurrency=args.episodes)
+        bad = [e.error for e in eps if e.error]
+        if bad:
+            raise RuntimeError(f"{len(bad)} episodes failed: {bad[:3]}")
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        return round(wall, 2), round(cpu, 2), sum(len(e.turns) for e in eps), sum(sum(e.mask) for e in eps)
+
+    asyncio.run(play())  # warm-up (builds the constraint's token index)
+    runs = [asyncio.run(play()) for _ in range(args.repeats)]
+    asyncio.run(agent.aclose())
+    return {"workload": "demo", "episodes": args.episodes, "prefix_cache": args.prefix_cache,
+            "median_wall_s": statistics.median(r[0] for r in runs), "median_cpu_s": statistics.median(r[1] for r in runs),
+            "runs (wall s, process cpu s, turns, tokens)": runs}
+
+
 def summarise(name: str, ours, raw) -> dict:
     ours_tps = statistics.median(t / w for w, t, _ in ours)
     ours_eps = statistics.median(n / w for w, _, n in ours)
@@ -158,8 +193,13 @@ def main() -> None:
     p.add_argument("--new-tokens", type=int, default=16)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--backend", choices=["all", "hf", "vllm"], default="all")
+    p.add_argument("--workload", choices=["throughput", "demo"], default="throughput")
+    p.add_argument("--prefix-cache", choices=["on", "off"], default="on", help="demo workload: the hf prefix KV cache")
     p.add_argument("--json", help="write the results of this process as JSON here (used for the vllm half)")
     args = p.parse_args()
+    if args.workload == "demo":
+        print(json.dumps(bench_demo(args)))
+        return
     results = []
     if args.backend in ("all", "hf"):
         results.append(bench_hf(args))

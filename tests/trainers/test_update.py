@@ -110,3 +110,53 @@ def test_zero_advantage_episodes_are_skipped_and_steps_count_epochs_times_miniba
         model, opt, table, adv, optim=OptimConfig(lr=1e-3, skip_zero_advantage=False), loss=LossConfig()
     )
     assert stats["episodes"] == 8 and stats["steps"] == 1
+
+
+def test_head_on_loss_positions_only_equals_the_full_logits_path(constrained_run, gn_model):
+    from turngym.trainers.losses import token_entropy
+    from turngym.trainers.update import sequence_logprobs
+
+    backend, episodes = constrained_run
+    table = TurnTable.from_episodes(episodes)
+    fsm = TokenFSM.build(
+        r"\[(" + "|".join(str(n) for n in range(1, 17)) + r")\]", vocabulary(backend.tokenizer), eos_ids=backend.eos_ids
+    )
+    model = _model(gn_model)
+    states, allowed = action_states(table, fsm, model.config.vocab_size)
+    batch = collate_episodes(table, token_columns={"fsm_state": states})
+    mask = batch["loss_mask"]
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        full = constrained_logprobs(logits, batch["input_ids"], batch["fsm_state"].long(), allowed)
+        mine, _ = sequence_logprobs(model, batch, allowed=allowed)
+        plain, H = sequence_logprobs(model, batch, with_entropy=True)
+    torch.testing.assert_close(mine[mask], full[mask], atol=1e-5, rtol=0)
+    torch.testing.assert_close(plain[mask], token_logprobs(logits, batch["input_ids"])[mask], atol=1e-5, rtol=0)
+    torch.testing.assert_close(H[mask], token_entropy(logits)[mask], atol=1e-5, rtol=0)
+    assert (mine[~mask] == 0).all()
+
+
+def test_an_update_moves_logprobs_with_the_sign_of_the_advantage(constrained_run, gn_model):
+    from turngym.trainers.update import sequence_logprobs
+
+    _, episodes = constrained_run
+    table = TurnTable.from_episodes(episodes)
+    adv = compute_advantages(table, estimator_config("flow_grpo"))
+    model = _model(gn_model)
+    batch = collate_episodes(table, token_columns={"advantages": adv.token})
+    mask = batch["loss_mask"]
+    with torch.no_grad():
+        before, _ = sequence_logprobs(model, batch)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2)  # a small plain gradient step: first order holds
+    policy_update(model, opt, table, adv, optim=OptimConfig(lr=1e-2, grad_clip=0), loss=LossConfig(aggregation="turn_mean"))
+    with torch.no_grad():
+        after, _ = sequence_logprobs(model, batch)
+    delta = (after - before)[mask]
+    A = batch["advantages"][mask]
+    assert delta.abs().max() > 1e-4
+    # the surrogate, aggregated as the loss aggregates it (turn_mean), went up: a gradient step on it
+    from turngym.trainers.losses import turn_mean
+
+    gain = turn_mean((after - before) * batch["advantages"], mask, batch["turn_ids"].long(), batch["episode"])
+    assert gain > 0
+    assert delta[A > 0].mean() > delta[A < 0].mean()  # favoured actions gained more than disfavoured ones

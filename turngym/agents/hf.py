@@ -9,13 +9,30 @@ arrive while a batch runs form the next batch. Rows differ freely: each has its 
 config, seed (a ``torch.Generator``), stop strings and action-format constraint.
 
 Sampling per row: raw logits -> constraint mask -> temperature -> top-p -> sample (argmax at
-temperature 0); the logprob recorded is the model's (see sampling.py).
+temperature 0); the logprob recorded is the model's (see sampling.py). The batch is sampled in a
+few tensor ops; the draw is ``torch.multinomial``'s own (``argmax(p / q)``, ``q ~ Exp(1)`` from the
+row's generator), so a seeded row samples what ``torch.multinomial(p, 1, generator=g)`` would,
+whatever else is in the batch.
+
+Prefix KV reuse (``prefix_cache=True``): a conversation only appends, so turn t+1's prompt starts
+with turn t's prompt and reply. After a batch, each row's KV (prompt + reply, less the last sampled
+token, which was never fed with its own attention) is kept, keyed by its token sequence; a later
+request whose prompt starts with a kept sequence prefills only the rest on top of it. A batch
+mixes cached lengths and new lengths: its KV is laid out per row as [pad | cached KV | pad | new
+tokens], with a 2D attention mask that has a hole between the two parts and per-row position ids
+(the real positions), then decodes as usual. Kept entries are bounded (least recently used out
+past ``prefix_cache_tokens`` tokens), dropped once a request extends them, and all dropped when
+new weights are loaded. Models with a sliding window prefill every prompt whole. The batch's KV
+lives in one buffer per layer, as wide as the batch will grow, so no forward pass copies the
+whole cache to append to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,12 +77,86 @@ class _Request:
     done: bool = False
 
 
+@dataclass
+class _Prefix:
+    """A finished request's token sequence and its KV: one ``(keys, values)`` per layer, ``[heads, len, dim]``."""
+
+    tokens: tuple[int, ...]
+    kv: list[tuple[Any, Any]]
+
+
+class PrefixCache:
+    """Kept KV of finished requests, keyed by their token sequence, least recently used out past
+    ``max_tokens`` tokens in all. ``match`` finds the longest kept sequence a prompt starts with."""
+
+    def __init__(self, max_tokens: int) -> None:
+        self.max_tokens = max_tokens
+        self.tokens = 0
+        self._entries: OrderedDict[int, _Prefix] = OrderedDict()
+        self._lengths: Counter[int] = Counter()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def match(self, prompt: list[int]) -> _Prefix | None:
+        """The longest kept sequence that is a proper prefix of ``prompt`` (at least one new token)."""
+        for n in sorted((n for n in self._lengths if n < len(prompt)), reverse=True):
+            head = tuple(prompt[:n])
+            hit = self._entries.get(hash(head))
+            if hit is not None and hit.tokens == head:
+                self._entries.move_to_end(hash(head))
+                return hit
+        return None
+
+    def add(self, tokens: tuple[int, ...], kv: list[tuple[Any, Any]]) -> None:
+        if not tokens or len(tokens) > self.max_tokens:
+            return
+        clash = self._entries.pop(hash(tokens), None)  # the same sequence kept again, or a hash collision
+        if clash is not None:
+            self._forget(clash)
+        self._entries[hash(tokens)] = _Prefix(tokens, kv)
+        self._lengths[len(tokens)] += 1
+        self.tokens += len(tokens)
+        while self.tokens > self.max_tokens:
+            _, old = self._entries.popitem(last=False)
+            self._forget(old)
+
+    def discard(self, tokens: tuple[int, ...]) -> None:
+        old = self._entries.get(hash(tokens))
+        if old is not None and old.tokens == tokens:
+            del self._entries[hash(tokens)]
+            self._forget(old)
+
+    def _forget(self, old: _Prefix) -> None:
+        self.tokens -= len(old.tokens)
+        self._lengths[len(old.tokens)] -= 1
+        if not self._lengths[len(old.tokens)]:
+            del self._lengths[len(old.tokens)]
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._lengths.clear()
+        self.tokens = 0
+
+
 class HFBackend(Backend):
-    """A transformers model behind a batching loop. See the module docstring."""
+    """A transformers model behind a batching loop. See the module docstring.
+
+    ``prefix_cache``: reuse the KV of a conversation's earlier turns (``prefix_cache_tokens``: how
+    many tokens of KV to keep at most, over all conversations)."""
 
     name = "hf"
 
-    def __init__(self, *, model: str, device: str = "cpu", dtype: str = "float32", max_batch: int = 64) -> None:
+    def __init__(
+        self,
+        *,
+        model: str,
+        device: str = "cpu",
+        dtype: str = "float32",
+        max_batch: int = 64,
+        prefix_cache: bool = True,
+        prefix_cache_tokens: int = 1 << 16,
+    ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -87,9 +178,16 @@ class HFBackend(Backend):
         self._worker: asyncio.Task[None] | None = None
         self._fsms: dict[str, TokenFSM] = {}
         self._vocab: list[str | None] | None = None
+        self._masks: dict[tuple[int, int], Any] = {}
         self._closed = False
-        #: counters: requests served, batches run, the largest batch
-        self.stats = {"requests": 0, "batches": 0, "max_batch": 0}
+        # a sliding window counts cache columns, and the batch layout has holes: such models prefill whole prompts
+        self._prefixes = PrefixCache(prefix_cache_tokens) if prefix_cache and _full_attention(self.model.config) else None
+        #: guards the prefix cache against a weight load between a batch's start and its store
+        self._lock = threading.Lock()
+        self._weights_version = 0
+        #: counters: requests served, batches run, the largest batch; prompt tokens prefilled and
+        #: prompt tokens whose KV came from the prefix cache
+        self.stats = {"requests": 0, "batches": 0, "max_batch": 0, "prefilled": 0, "reused": 0}
 
     # -- the async front ------------------------------------------------------------------------
     async def generate(
@@ -155,6 +253,10 @@ class HFBackend(Backend):
         unknown = [n for n, _ in named if n not in own]
         if unknown:
             raise KeyError(f"weights {unknown[:5]} are not in the served model {self.model_path!r}: sync a model of the same architecture")
+        with self._lock:  # the kept KV was computed with the old weights
+            self._weights_version += 1
+            if self._prefixes is not None:
+                self._prefixes.clear()
         with torch.no_grad():
             for name, tensor in named:
                 own[name].copy_(tensor.to(device=own[name].device, dtype=own[name].dtype))
@@ -172,19 +274,32 @@ class HFBackend(Backend):
         import torch
 
         dev = self.device
-        width = max(len(r.prompt) for r in batch)
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        attn = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, r in enumerate(batch):
-            ids[i, width - len(r.prompt) :] = torch.tensor(r.prompt)
-            attn[i, width - len(r.prompt) :] = 1
-        pos = (attn.cumsum(-1) - 1).clamp(min=0)
+        with self._lock:
+            version = self._weights_version
+            hits = [self._prefixes.match(r.prompt) if self._prefixes is not None else None for r in batch]
+            for hit in hits:  # a conversation moves forward: the extended entry is not asked for again
+                if hit is not None:
+                    self._prefixes.discard(hit.tokens)
+        cached = [len(h.tokens) if h is not None else 0 for h in hits]
+        new = [len(r.prompt) - c for r, c in zip(batch, cached, strict=True)]
+        c_max, n_max = max(cached), max(new)
+        # per row: [pad | cached KV (c) | pad | new tokens (n)]; positions of the new tokens c..c+n-1
+        ids = torch.full((len(batch), n_max), self.pad_id, dtype=torch.long)
+        attn = torch.zeros((len(batch), c_max + n_max), dtype=torch.long)
+        pos = torch.zeros((len(batch), n_max), dtype=torch.long)
+        for i, (r, c, n) in enumerate(zip(batch, cached, new, strict=True)):
+            ids[i, n_max - n :] = torch.tensor(r.prompt[c:])
+            attn[i, c_max - c : c_max] = 1
+            attn[i, c_max + n_max - n :] = 1
+            pos[i, n_max - n :] = torch.arange(c, c + n)
+        self.stats["prefilled"] += sum(new)
+        self.stats["reused"] += sum(cached)
         gens = [_generator(r.seed) for r in batch]
         steps = max(r.sampling.max_new_tokens for r in batch)
         with torch.inference_mode():
-            from transformers import DynamicCache
-
-            cache = DynamicCache()
+            # one buffer per layer, as wide as the batch will grow: no concatenation per forward pass
+            width = c_max + n_max + steps
+            cache = _buffered_cache(self._past(hits, c_max, width) if c_max else None, c_max, width)
             out = self.model(
                 input_ids=ids.to(dev), attention_mask=attn.to(dev), position_ids=pos.to(dev),
                 past_key_values=cache, use_cache=True, logits_to_keep=1,
@@ -201,30 +316,89 @@ class HFBackend(Backend):
                     input_ids=nxt[:, None].to(dev), attention_mask=attn.to(dev), position_ids=pos.to(dev),
                     past_key_values=cache, use_cache=True,
                 )
+            if self._prefixes is not None:
+                self._keep(batch, cache, attn, version)
+
+    def _past(self, hits: list[_Prefix | None], filled: int, width: int) -> list[tuple[Any, Any]]:
+        """Per layer, ``width``-column KV buffers holding each row's kept KV right-aligned in the
+        first ``filled`` columns (zeros where masked)."""
+        first = next(h for h in hits if h is not None)
+        layers = []
+        for layer, (k0, v0) in enumerate(first.kv):
+            keys = k0.new_zeros((len(hits), k0.shape[0], width, k0.shape[2]))
+            values = v0.new_zeros((len(hits), v0.shape[0], width, v0.shape[2]))
+            for i, h in enumerate(hits):
+                if h is not None:
+                    k, v = h.kv[layer]
+                    keys[i, :, filled - k.shape[1] : filled] = k
+                    values[i, :, filled - v.shape[1] : filled] = v
+            layers.append((keys, values))
+        return layers
+
+    def _keep(self, batch: list[_Request], cache: Any, attn: Any, version: int) -> None:
+        """Keep each row's KV under its tokens: the prompt and the reply less its last token (fed
+        masked or not at all, so its KV is not the one a later forward pass would compute)."""
+        mask = attn.to(cache.layers[0].keys.device).bool()
+        kept = []
+        for i, r in enumerate(batch):
+            tokens = tuple(r.prompt + r.ids[:-1])
+            cols = mask[i].nonzero()[:, 0]
+            if len(cols) != len(tokens):  # a row the loop did not lay out as expected: keep nothing of it
+                continue
+            kv = [(layer.keys[i].index_select(1, cols), layer.values[i].index_select(1, cols)) for layer in cache.layers]
+            kept.append((tokens, kv))
+        with self._lock:
+            if version == self._weights_version and self._prefixes is not None:
+                for tokens, kv in kept:
+                    self._prefixes.add(tokens, kv)
+
+    def _allowed(self, fsm: TokenFSM, state: int, width: int) -> Any:
+        """The boolean ``[width]`` mask of the tokens ``fsm`` allows in ``state`` (cached)."""
+        import torch
+
+        key = (id(fsm), state)
+        mask = self._masks.get(key)
+        if mask is None:
+            allowed = torch.from_numpy(fsm.allowed(state))
+            mask = torch.zeros(width, dtype=torch.bool)
+            mask[allowed[allowed < width]] = True
+            mask = self._masks[key] = mask.to(self.device)
+        return mask
 
     def _sample(self, batch: list[_Request], logits: Any, gens: list[Any]) -> Any:
         """One token for each unfinished row; finished rows get the pad id."""
         import torch
 
-        logp = torch.log_softmax(logits, dim=-1)
         nxt = torch.full((len(batch),), self.pad_id, dtype=torch.long)
-        for i, r in enumerate(batch):
-            if r.done:
-                continue
-            row = logits[i]
-            if r.fsm is not None:
-                allowed = torch.from_numpy(r.fsm.allowed(r.state)).to(row.device)
-                if allowed.numel() == 0:
-                    raise RuntimeError(f"no token can continue the constrained reply {r.ids}: the pattern is unsatisfiable")
-                masked = torch.full_like(row, float("-inf"))
-                masked[allowed] = row[allowed]
-                row = masked
-            tok = _draw(row, r.sampling, gens[i])
-            nxt[i] = tok
-            r.ids.append(tok)
+        live = [i for i, r in enumerate(batch) if not r.done]
+        if not live:
+            return nxt
+        rows = [batch[i] for i in live]
+        index = torch.tensor(live, device=logits.device)
+        logp = torch.log_softmax(logits, dim=-1).index_select(0, index)
+        x = logits.index_select(0, index)
+        constrained = [k for k, r in enumerate(rows) if r.fsm is not None]
+        allowed = None
+        if constrained:
+            allowed = torch.stack([
+                self._allowed(r.fsm, r.state, x.shape[-1]) if r.fsm is not None else torch.ones_like(x[0], dtype=torch.bool)
+                for r in rows
+            ])
+            empty = (~allowed.any(-1)).nonzero()
+            if len(empty):
+                r = rows[int(empty[0, 0])]
+                raise RuntimeError(f"no token can continue the constrained reply {r.ids}: the pattern is unsatisfiable")
+            x = x.masked_fill(~allowed, float("-inf"))
+        toks = _draw(x, [r.sampling for r in rows], [gens[i] for i in live])
+        lp = logp.gather(-1, toks[:, None].to(logp.device))[:, 0]
+        if allowed is not None:
             # the model's distribution; under a constraint renormalised over the allowed tokens, as vLLM reports it
-            lp = logp[i, tok] - torch.logsumexp(logp[i, allowed], 0) if r.fsm is not None else logp[i, tok]
-            r.logprobs.append(float(lp))
+            norm = torch.logsumexp(logp.masked_fill(~allowed, float("-inf")), -1)
+            lp = torch.where(torch.tensor([r.fsm is not None for r in rows], device=lp.device), lp - norm, lp)
+        nxt[torch.tensor(live)] = toks.cpu()
+        for r, tok, value in zip(rows, toks.tolist(), lp.tolist(), strict=True):
+            r.ids.append(tok)
+            r.logprobs.append(value)
             if r.fsm is not None:
                 r.state = r.fsm.advance(r.state, tok)
             if tok in self.eos_ids:
@@ -244,6 +418,9 @@ class HFBackend(Backend):
             if not r.future.done():
                 r.future.cancel()
         self._pending.clear()
+        with self._lock:
+            if self._prefixes is not None:
+                self._prefixes.clear()
 
 
 def _generator(seed: int | None) -> Any:
@@ -254,18 +431,79 @@ def _generator(seed: int | None) -> Any:
     return torch.Generator().manual_seed(int(seed))
 
 
-def _draw(row: Any, sampling: SamplingConfig, gen: Any) -> int:
-    """Temperature, then top-p (nucleus), then one draw; argmax at temperature 0."""
+def _draw(x: Any, samplings: list[SamplingConfig], gens: list[Any]) -> Any:
+    """One token per row of ``x`` (masked logits): temperature, then top-p (nucleus), then one draw;
+    argmax at temperature 0. The draw is ``torch.multinomial(p, 1, generator=g)``'s for one sample,
+    ``argmax(p / q)`` with ``q ~ Exp(1)`` filled from the row's generator, so seeded rows repeat
+    whatever the batch holds."""
     import torch
 
-    if sampling.temperature == 0:
-        return int(row.argmax())
-    probs = torch.softmax(row / sampling.temperature, dim=-1)
-    if sampling.top_p < 1.0:
-        sorted_p, order = probs.sort(descending=True)
-        keep = sorted_p.cumsum(-1) - sorted_p < sampling.top_p  # always keeps the top token
-        probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
-    return int(torch.multinomial(probs.cpu(), 1, generator=gen))
+    temps = [s.temperature for s in samplings]
+    toks = x.argmax(-1).cpu()
+    hot = [k for k, t in enumerate(temps) if t != 0]
+    if not hot:
+        return toks
+    sub = torch.tensor(hot, device=x.device)
+    temp = torch.tensor([temps[k] for k in hot], dtype=x.dtype, device=x.device)
+    probs = torch.softmax(x.index_select(0, sub) / temp[:, None], dim=-1)
+    top_p = torch.tensor([samplings[k].top_p for k in hot], dtype=probs.dtype, device=probs.device)
+    nucleus = (top_p < 1.0).nonzero()[:, 0]
+    if len(nucleus):
+        part = probs.index_select(0, nucleus)
+        sorted_p, order = part.sort(dim=-1, descending=True)
+        keep = sorted_p.cumsum(-1) - sorted_p < top_p[nucleus, None]  # always keeps the top token
+        part = torch.zeros_like(part).scatter(1, order, torch.where(keep, sorted_p, torch.zeros_like(sorted_p)))
+        probs = probs.index_copy(0, nucleus, part)
+    probs = probs.cpu()
+    q = torch.empty_like(probs)
+    for k in range(len(hot)):
+        q[k].exponential_(1, generator=gens[hot[k]])
+    toks[hot] = (probs / q).argmax(-1)
+    return toks
+
+
+def _buffered_cache(past: list[tuple[Any, Any]] | None, filled: int, width: int) -> Any:
+    """A ``DynamicCache`` whose layers write into ``width``-column buffers instead of concatenating
+    the whole cache each forward pass; ``past``: the buffers, per layer, first ``filled`` columns set."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    class BufferedLayer(DynamicLayer):
+        def __init__(self, keys: Any = None, values: Any = None) -> None:
+            super().__init__()
+            self._k, self._v, self._n = keys, values, 0
+            if keys is not None:
+                self.lazy_initialization(keys, values)
+                self._n = filled
+                self.keys, self.values = keys[:, :, :filled], values[:, :, :filled]
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+                b, h, _, d = key_states.shape
+                self._k = key_states.new_zeros((b, h, width, d))
+                self._v = value_states.new_zeros((b, h, width, value_states.shape[-1]))
+            n = self._n + key_states.shape[-2]
+            self._k[:, :, self._n : n] = key_states
+            self._v[:, :, self._n : n] = value_states
+            self._n = n
+            self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
+            return self.keys, self.values
+
+    cache = DynamicCache()
+    if past is None:
+        cache.layers, cache.layer_class_to_replicate = [], BufferedLayer
+    else:
+        cache.layers, cache.layer_class_to_replicate = [BufferedLayer(k, v) for k, v in past], None
+    return cache
+
+
+def _full_attention(config: Any) -> bool:
+    """True if every layer attends to all earlier tokens (no sliding window, no other layer kind)."""
+    text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+    if any(t != "full_attention" for t in getattr(text, "layer_types", None) or ()):
+        return False
+    return getattr(text, "sliding_window", None) is None or getattr(text, "use_sliding_window", True) is False
 
 
 def _hit_stop(tokenizer: Any, r: _Request) -> bool:
@@ -285,14 +523,20 @@ class HFAgent(LLMAgent):
             raise ConfigError("the hf agent needs a model directory: --agent hf:PATH")
         sampling, options = SamplingConfig.split_options(options)
         agent_opts = {k: options.pop(k) for k in ("system_prompt", "chat_template") if k in options}
-        backend_opts = {k: options.pop(k) for k in ("device", "dtype", "max_batch") if k in options}
+        backend_opts = {
+            k: options.pop(k) for k in ("device", "dtype", "max_batch", "prefix_cache", "prefix_cache_tokens") if k in options
+        }
         if options:
             raise ConfigError(
                 f"unknown hf agent options {sorted(options)}: use sampling fields "
-                f"({', '.join(SamplingConfig.model_fields)}), system_prompt, chat_template, device, dtype, max_batch"
+                f"({', '.join(SamplingConfig.model_fields)}), system_prompt, chat_template, device, dtype, max_batch, "
+                "prefix_cache, prefix_cache_tokens"
             )
-        if "max_batch" in backend_opts:
-            backend_opts["max_batch"] = int(backend_opts["max_batch"])
+        for k in ("max_batch", "prefix_cache_tokens"):
+            if k in backend_opts:
+                backend_opts[k] = int(backend_opts[k])
+        if isinstance(backend_opts.get("prefix_cache"), str):  # --set agent.prefix_cache=false
+            backend_opts["prefix_cache"] = backend_opts["prefix_cache"].lower() not in ("0", "false", "no", "off")
         backend = HFBackend(model=rest, **backend_opts)
         return cls(
             backend=backend,

@@ -24,7 +24,7 @@ from turngym.agents.sampling import TokenFSM
 from turngym.trainers.losses import token_logprobs
 from turngym.trainers.table import TurnTable
 
-__all__ = ["action_states", "constrained_logprobs"]
+__all__ = ["action_states", "constrained_logprobs", "mask_disallowed"]
 
 
 def action_states(table: TurnTable, fsm: TokenFSM, vocab_size: int) -> tuple[np.ndarray, torch.Tensor]:
@@ -57,17 +57,25 @@ def action_states(table: TurnTable, fsm: TokenFSM, vocab_size: int) -> tuple[np.
     return out, allowed
 
 
+def mask_disallowed(logits: torch.Tensor, states: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Rows of next-token ``logits`` [n, V] with the tokens their state (``states`` [n], 1 + a row of
+    ``allowed``; 0 = unconstrained) does not allow set to -inf; a log-softmax of the result is the
+    constrained policy's distribution."""
+    sel = states > 0
+    if not bool(sel.any()):
+        return logits
+    banned = ~allowed.to(logits.device)[(states - 1).clamp(min=0)] & sel[:, None]
+    return logits.masked_fill(banned, float("-inf"))
+
+
 def constrained_logprobs(
     logits: torch.Tensor, input_ids: torch.Tensor, states: torch.Tensor, allowed: torch.Tensor
 ) -> torch.Tensor:
     """``token_logprobs`` renormalised over the allowed tokens where ``states`` [B, L] > 0 (1 + the row of
     ``allowed`` [S, V] for that token); unchanged where it is 0."""
     logp = token_logprobs(logits, input_ids)
-    sel = states > 0
-    if not bool(sel.any()):
+    b, k = (states > 0).nonzero(as_tuple=True)
+    if len(b) == 0:
         return logp
-    b, k = sel.nonzero(as_tuple=True)
-    rows = torch.log_softmax(logits[b, k - 1].float(), dim=-1)  # the distribution that predicted token k
-    mask = allowed.to(rows.device)[states[b, k] - 1]
-    norm = torch.logsumexp(rows.masked_fill(~mask, float("-inf")), dim=-1)
-    return logp.index_put((b, k), logp[b, k] - norm)
+    rows = torch.log_softmax(mask_disallowed(logits[b, k - 1].float(), states[b, k], allowed), dim=-1)
+    return logp.index_put((b, k), rows.gather(-1, input_ids[b, k][:, None])[:, 0])
