@@ -4,6 +4,7 @@
     buffer.py   the turn replay buffer (s, a, r, s', done), filled from Episodes, saved with the run
     critic.py   double Q / double V heads over a pluggable encoder, target copies
     math.py     TD target, critic losses, advantage, actor loss, Polyak update (pure functions)
+    trainer.py  ArcherTrainer: the loop (collect or load, critic steps, actor steps, sync, checkpoints)
 
 Names are loaded lazily, so reading the config does not import torch.
 """
@@ -30,6 +31,11 @@ _EXPORTS = {
     "TokenBaseline": "critic",
     "make_target": "critic",
     "pool_hidden": "critic",
+    "ArcherTrainer": "trainer",
+    "Sampled": "trainer",
+    "load_offline_episodes": "trainer",
+    "sample_utterances": "trainer",
+    "table_episodes": "trainer",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -64,6 +64,11 @@ class ArcherConfig(BaseModel):
     mode: Literal["online", "offline"] = Field(
         "online", description="'online': collect episodes each iteration; 'offline': train on a saved run's episodes"
     )
+    dataset: str | None = Field(
+        None,
+        description="offline: the saved episodes to train on: a turn-table parquet file or directory "
+        "(runs/NAME/episodes) or an episode store JSONL (an eval run's episodes.jsonl)",
+    )
     gamma: float = Field(0.95, ge=0.0, le=1.0, description="discount per turn")
     tau: float = Field(0.1, gt=0.0, le=1.0, description="Polyak rate of the target critic, after every critic step")
     trajectories_per_iteration: int = Field(128, ge=1, description="episodes collected per iteration (online)")
@@ -76,6 +81,15 @@ class ArcherConfig(BaseModel):
     buffer_capacity: int = Field(100_000, ge=1, description="replay buffer size in transitions")
     critic: ArcherCriticConfig = Field(default_factory=ArcherCriticConfig)
     actor: ArcherActorConfig = Field(default_factory=ArcherActorConfig)
+
+    @model_validator(mode="after")
+    def _offline_needs_dataset(self) -> ArcherConfig:
+        if self.mode == "offline" and not self.dataset:
+            raise ValueError(
+                "mode='offline' trains on saved episodes but dataset is not set: give archer.dataset a turn-table "
+                "parquet file or directory, or an episode store JSONL"
+            )
+        return self
 
     @model_validator(mode="after")
     def _micro_batches_divide(self) -> ArcherConfig:
