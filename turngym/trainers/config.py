@@ -123,6 +123,9 @@ class TrainConfig(_Frozen):
     #: the weight-sync probe: max |engine logprob - trainer logprob| allowed after a sync
     probe_tolerance: float = Field(2e-3, gt=0)
     tensorboard: bool = True
+    #: torch intra-op threads (None: torch's default, one per core). Tiny models gain nothing from
+    #: threads, and on a busy machine their spin-waits make rollouts several times slower: use 1.
+    torch_threads: int | None = Field(None, ge=1)
 
     @field_validator("algorithm", mode="before")
     @classmethod

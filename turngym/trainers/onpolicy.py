@@ -95,6 +95,8 @@ class OnPolicyTrainer:
         self.cfg = cfg
         self.dir = RunDir(cfg.run_dir, tensorboard=cfg.tensorboard)
         self.device = resolve_device(cfg)
+        if cfg.torch_threads:
+            torch.set_num_threads(cfg.torch_threads)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
         self.model = load_policy(cfg, self.device)

@@ -377,6 +377,8 @@ class ArcherTrainer:
         self.env = cfg.env
         self.device = resolve_device(cfg)
         self.run_dir = RunDir(cfg.run_dir, tensorboard=cfg.tensorboard)
+        if cfg.torch_threads:
+            torch.set_num_threads(cfg.torch_threads)
         torch.manual_seed(cfg.seed)
         self._build_policy()
         self._build_critic()
