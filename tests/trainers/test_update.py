@@ -34,6 +34,13 @@ def constrained_run(gn_model):
     return backend, episodes
 
 
+def _gn16_fsm(backend):
+    """The automaton of GuessNumber 1..16's action pattern, as the backend sampled under it."""
+    return TokenFSM.build(
+        r"\[(" + "|".join(str(n) for n in range(1, 17)) + r")\]", vocabulary(backend.tokenizer), eos_ids=backend.eos_ids
+    )
+
+
 def _model(path):
     from transformers import AutoModelForCausalLM
 
@@ -63,17 +70,21 @@ def test_gradient_accumulation_equals_one_big_batch(constrained_run, gn_model, a
     assert sa["pg_loss"] == pytest.approx(sb["pg_loss"], abs=1e-6)
 
 
-def test_constrained_logprobs_equal_what_the_backend_recorded(constrained_run, gn_model):
+@pytest.fixture(scope="module")
+def constrained_batch(constrained_run, gn_model):
+    """The constrained episodes collated with their automaton states, the model and its full logits."""
     backend, episodes = constrained_run
     table = TurnTable.from_episodes(episodes)
-    fsm = TokenFSM.build(
-        r"\[(" + "|".join(str(n) for n in range(1, 17)) + r")\]", vocabulary(backend.tokenizer), eos_ids=backend.eos_ids
-    )
     model = _model(gn_model)
-    states, allowed = action_states(table, fsm, model.config.vocab_size)
+    states, allowed = action_states(table, _gn16_fsm(backend), model.config.vocab_size)
     batch = collate_episodes(table, token_columns={"fsm_state": states})
     with torch.no_grad():
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return model, batch, allowed, logits
+
+
+def test_constrained_logprobs_equal_what_the_backend_recorded(constrained_batch):
+    model, batch, allowed, logits = constrained_batch
     constrained = constrained_logprobs(logits, batch["input_ids"], batch["fsm_state"].long(), allowed)
     raw = token_logprobs(logits, batch["input_ids"])
     mask = batch["loss_mask"]
@@ -112,21 +123,13 @@ def test_zero_advantage_episodes_are_skipped_and_steps_count_epochs_times_miniba
     assert stats["episodes"] == 8 and stats["steps"] == 1
 
 
-def test_head_on_loss_positions_only_equals_the_full_logits_path(constrained_run, gn_model):
+def test_head_on_loss_positions_only_equals_the_full_logits_path(constrained_batch):
     from turngym.trainers.losses import token_entropy
     from turngym.trainers.update import sequence_logprobs
 
-    backend, episodes = constrained_run
-    table = TurnTable.from_episodes(episodes)
-    fsm = TokenFSM.build(
-        r"\[(" + "|".join(str(n) for n in range(1, 17)) + r")\]", vocabulary(backend.tokenizer), eos_ids=backend.eos_ids
-    )
-    model = _model(gn_model)
-    states, allowed = action_states(table, fsm, model.config.vocab_size)
-    batch = collate_episodes(table, token_columns={"fsm_state": states})
+    model, batch, allowed, logits = constrained_batch
     mask = batch["loss_mask"]
     with torch.no_grad():
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         full = constrained_logprobs(logits, batch["input_ids"], batch["fsm_state"].long(), allowed)
         mine, _ = sequence_logprobs(model, batch, allowed=allowed)
         plain, H = sequence_logprobs(model, batch, with_entropy=True)

@@ -12,7 +12,8 @@ Tokenizers:
     "mistral"        the 32k SentencePiece vocabulary shipped in the mistral-common package
                      (``tokenizer.model.v1``), converted to tokenizer.json, plus ChatML tokens
     "task:NAME"      a small word-level vocabulary built with ``tokenizers`` for one task
-                     (``task:guess_number``: digits, brackets, the words of the game's hints)
+                     (``task:guess_number``: numbers below 100 as single tokens, brackets,
+                     the words of the game's prompt and hints)
 
 Templates: ``chatml`` (append-only), ``compact`` (two template tokens per message, for task-vocabulary
 models trained from scratch, where every token of the stream costs training time) and ``thinking`` (Qwen3-style: drops the ``<think>`` blocks of
@@ -135,11 +136,13 @@ def _task_tokenizer(name: str) -> Any:
         raise ValueError(f"unknown task vocabulary {name!r}: choose one of {', '.join(sorted(TASK_VOCABS))}")
     specials = ["<unk>", *CHAT_TOKENS]
     words = tuple(dict.fromkeys((*_ROLES, *words)))
-    vocab = [*specials, *(str(d) for d in range(10)), *_PUNCT, *_WS, *words, *(" " + w for w in words)]
+    numbers = [str(d) for d in range(10)] + [f"{n:02d}" for n in range(100)]
+    vocab = [*specials, *numbers, *_PUNCT, *_WS, *words, *(" " + w for w in words)]
     tok = Tokenizer(models.WordLevel({t: i for i, t in enumerate(vocab)}, unk_token="<unk>"))
-    # one token per digit, word (with the space before it), punctuation mark and other whitespace
-    # character; decoding concatenates
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"\d| ?[A-Za-z]+|\s|[^\sA-Za-z\d]"), behavior="isolated")
+    # one token per number below 100 (longer digit runs split into pairs), per word (with the space
+    # before it), punctuation mark and other whitespace character; decoding concatenates. Whole
+    # numbers as tokens let a model trained from scratch compare them without learning to read digits.
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"\d\d?| ?[A-Za-z]+|\s|[^\sA-Za-z\d]"), behavior="isolated")
     tok.decoder = decoders.Fuse()
     tok.add_special_tokens(specials)
     return PreTrainedTokenizerFast(

@@ -11,7 +11,6 @@ WORDS = (
     "0 1 2 3 4 5 6 7 8 9 10 50 75 from to I am thinking of whole it after each say whether secret"
 ).split()
 
-
 def _tokenizer(special: list[str], **named: str):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
@@ -20,18 +19,6 @@ def _tokenizer(special: list[str], **named: str):
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=named["unk_token"]))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     return PreTrainedTokenizerFast(tokenizer_object=tok, **named), len(vocab)
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine they spin."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -54,7 +41,6 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     BertModel(cfg).save_pretrained(d)
     return d
-
 
 @pytest.fixture(scope="session")
 def tiny_qwen2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
