@@ -8,9 +8,10 @@ setup:
 setup-core:
 	bash scripts/setup.sh core
 
+# a tiny model learns GuessNumber from scratch on the CPU (eval before, Flow-GRPO, eval after, report);
+# a second `make demo` continues the same run (--resume) instead of overwriting it
 demo: setup-core
-	.venv/bin/turngym eval --suite smoke --agent scripted --out runs/demo-scripted
-	.venv/bin/turngym eval --suite smoke --agent random --out runs/demo-random
+	if [ -f runs/quickstart/metrics.jsonl ]; then .venv/bin/turngym quickstart --resume; else .venv/bin/turngym quickstart; fi
 
 test: setup
 	bash scripts/test.sh

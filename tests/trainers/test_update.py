@@ -163,3 +163,33 @@ def test_an_update_moves_logprobs_with_the_sign_of_the_advantage(constrained_run
     gain = turn_mean((after - before) * batch["advantages"], mask, batch["turn_ids"].long(), batch["episode"])
     assert gain > 0
     assert delta[A > 0].mean() > delta[A < 0].mean()  # favoured actions gained more than disfavoured ones
+
+
+def test_canonical_constraint_samples_the_tokenizers_own_tokenization_and_trains_on_it(gn_model):
+    """With numbers below 100 as single tokens, "[16]" may be sampled as "[", "1", "6", "]" under a
+    plain constraint; canonical=True forbids "1" then "6" (the tokenizer writes "16"), and the trainer
+    walks the same automaton, so its constrained logprobs still equal the sampled ones."""
+    backend = HFBackend(model=str(gn_model))
+    tok = backend.tokenizer
+    sampling = SamplingConfig(max_new_tokens=6, constrain=True, canonical=True, seed=3)
+    agent = LLMAgent(backend=backend, sampling=sampling, system_prompt="")
+    tasks = group_tasks(GN, seeds=range(6), group_size=4, env_kwargs=GN16, max_turns=6)
+    episodes = asyncio.run(run_episodes(tasks, agent, concurrency=24))
+    for ep in episodes:
+        for t in ep.turns:
+            ids = ep.tokens[t.action_span[0] : t.action_span[1]]
+            assert ids[:-1] == tok.encode(t.action, add_special_tokens=False), (t.action, ids)
+    pattern = r"\[(" + "|".join(str(n) for n in range(1, 17)) + r")\]"
+    fsm = TokenFSM.build(pattern, vocabulary(tok), eos_ids=backend.eos_ids, canonical=tok)
+    one, six = tok.convert_tokens_to_ids(["1", "6"])
+    state = fsm.advance(fsm.advance(fsm.initial, tok.convert_tokens_to_ids("[")), one)
+    assert six not in fsm.allowed(state)
+    table = TurnTable.from_episodes(episodes)
+    model = _model(gn_model)
+    states, allowed = action_states(table, fsm, model.config.vocab_size)
+    batch = collate_episodes(table, token_columns={"fsm_state": states})
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    mine = constrained_logprobs(logits, batch["input_ids"], batch["fsm_state"].long(), allowed)
+    mask = batch["loss_mask"]
+    torch.testing.assert_close(mine[mask], batch["old_logprobs"][mask], atol=1e-4, rtol=0)

@@ -176,7 +176,7 @@ class HFBackend(Backend):
         self.max_batch = max_batch
         self._pending: list[_Request] = []
         self._worker: asyncio.Task[None] | None = None
-        self._fsms: dict[str, TokenFSM] = {}
+        self._fsms: dict[tuple[str, bool], TokenFSM] = {}
         self._vocab: list[str | None] | None = None
         self._masks: dict[tuple[int, int], Any] = {}
         self._closed = False
@@ -201,7 +201,7 @@ class HFBackend(Backend):
                 f"the prompt has {len(prompt)} tokens and max_new_tokens={sampling.max_new_tokens}, "
                 f"over the model's {limit} positions: shorten the episode (max_turns) or max_new_tokens"
             )
-        fsm = self._fsm(pattern) if pattern else None
+        fsm = self._fsm(pattern, canonical=sampling.canonical) if pattern else None
         future = asyncio.get_running_loop().create_future()
         req = _Request(prompt=list(prompt), sampling=sampling, fsm=fsm, seed=seed, future=future)
         req.state = fsm.initial if fsm is not None else 0
@@ -210,12 +210,14 @@ class HFBackend(Backend):
             self._worker = asyncio.create_task(self._serve())
         return await future
 
-    def _fsm(self, pattern: str) -> TokenFSM:
-        fsm = self._fsms.get(pattern)
+    def _fsm(self, pattern: str, *, canonical: bool = False) -> TokenFSM:
+        fsm = self._fsms.get((pattern, canonical))
         if fsm is None:
             if self._vocab is None:
                 self._vocab = vocabulary(self.tokenizer)
-            fsm = self._fsms[pattern] = TokenFSM.build(pattern, self._vocab, eos_ids=self.eos_ids)
+            fsm = self._fsms[(pattern, canonical)] = TokenFSM.build(
+                pattern, self._vocab, eos_ids=self.eos_ids, canonical=self.tokenizer if canonical else None
+            )
         return fsm
 
     async def _serve(self) -> None:

@@ -45,6 +45,9 @@ class SamplingConfig(BaseModel):
     seed: int | None = None
     #: sample only replies that match the env's action format (ActionFormat.pattern())
     constrain: bool = False
+    #: with ``constrain``: also only the tokenizer's own tokenization of the reply (no two adjacent
+    #: tokens the tokenizer would merge, e.g. "1" then "6" where "16" is a token); hf backend only
+    canonical: bool = False
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -92,18 +95,27 @@ class TokenFSM:
     of the vocabulary) and cached, so an action format's small DFA costs a few walks per agent.
     """
 
-    def __init__(self, *, fsm: Any, vocab: Sequence[str | None], eos_ids: Sequence[int]) -> None:
+    def __init__(
+        self, *, fsm: Any, vocab: Sequence[str | None], eos_ids: Sequence[int], encode: Any = None
+    ) -> None:
         self._fsm = fsm
         self._vocab = vocab
         self.eos_ids = np.asarray(sorted(set(eos_ids)), dtype=np.int64)
         self._eos = set(self.eos_ids.tolist())
         self._allowed: dict[int, tuple[np.ndarray, dict[int, int]]] = {}
-        self.initial: int = fsm.initial
+        #: canonical mode: text -> token ids of the tokenizer; states are then (DFA state, last token)
+        self._encode = encode
+        self._pairs: dict[tuple[int, int], tuple[np.ndarray, frozenset[int]]] = {}
+        self.initial: Any = (fsm.initial, -1) if encode is not None else fsm.initial
         #: the state after EOS; nothing may follow
         self.done = -1
 
     @classmethod
-    def build(cls, pattern: str, vocab: Sequence[str | None], *, eos_ids: Sequence[int]) -> TokenFSM:
+    def build(
+        cls, pattern: str, vocab: Sequence[str | None], *, eos_ids: Sequence[int], canonical: Any = None
+    ) -> TokenFSM:
+        """``canonical``: a tokenizer; then only its own tokenization of a reply is allowed (a token may
+        not follow another when the tokenizer encodes their joined text differently)."""
         import interegular
 
         try:
@@ -113,7 +125,11 @@ class TokenFSM:
                 f"cannot compile the action pattern {pattern!r} for constrained sampling ({e}): "
                 "simplify the format's pattern() or sample with constrain=False"
             ) from e
-        return cls(fsm=fsm, vocab=vocab, eos_ids=eos_ids)
+        encode = None
+        if canonical is not None:
+            def encode(text: str) -> list[int]:
+                return canonical.encode(text, add_special_tokens=False)
+        return cls(fsm=fsm, vocab=vocab, eos_ids=eos_ids, encode=encode)
 
     def _walk(self, state: int, text: str) -> int | None:
         fsm = self._fsm
@@ -154,16 +170,33 @@ class TokenFSM:
             self.__dict__["_live_states"] = live
         return state in live
 
-    def allowed(self, state: int) -> np.ndarray:
+    def allowed(self, state: Any) -> np.ndarray:
         """Token ids that keep the reply a prefix of a match (EOS once it is a full match)."""
         if state == self.done:
             return self.eos_ids
-        return self._index(state)[0]
+        if self._encode is None:
+            return self._index(state)[0]
+        dfa, last = state
+        ids = self._index(dfa)[0]
+        if last < 0:
+            return ids
+        return self._canonical(state)[0]
 
-    def advance(self, state: int, token_id: int) -> int:
+    def _canonical(self, state: tuple[int, int]) -> tuple[np.ndarray, frozenset[int]]:
+        hit = self._pairs.get(state)
+        if hit is None:
+            dfa, last = state
+            ids = self._index(dfa)[0].tolist()
+            if last >= 0:
+                ids = [t for t in ids if t in self._eos or self._encode(self._vocab[last] + self._vocab[t]) == [last, t]]
+            hit = self._pairs[state] = (np.asarray(ids, dtype=np.int64), frozenset(ids))
+        return hit
+
+    def advance(self, state: Any, token_id: int) -> Any:
         if state == self.done or token_id in self._eos:
             return self.done
-        nxt = self._index(state)[1].get(int(token_id))
-        if nxt is None:
+        dfa = state[0] if self._encode is not None else state
+        nxt = self._index(dfa)[1].get(int(token_id))
+        if nxt is None or (self._encode is not None and int(token_id) not in self._canonical(state)[1]):
             raise ValueError(f"token {token_id} is not allowed in state {state} of the action pattern")
-        return nxt
+        return (nxt, int(token_id)) if self._encode is not None else nxt

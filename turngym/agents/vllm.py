@@ -65,6 +65,12 @@ def sampling_params(sampling: SamplingConfig, *, pattern: str | None, seed: int 
     from vllm import SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
 
+    if sampling.canonical and pattern:
+        raise ConfigError(
+            "canonical=true (only the tokenizer's own tokenization of a constrained reply) is an hf-backend "
+            "feature; vLLM's structured outputs allow any tokenization: set agent.canonical=false"
+        )
+
     return SamplingParams(
         n=1,
         temperature=sampling.temperature,

@@ -156,7 +156,7 @@ def action_fsms(cfg: TrainConfig, backend: Backend) -> dict[str, TokenFSM]:
             raise ConfigError(
                 f"sampling.constrain=true but {spec.id}'s action format has no pattern: set sampling.constrain=false"
             )
-        out[spec.id] = TokenFSM.build(pattern, vocab, eos_ids=eos)
+        out[spec.id] = TokenFSM.build(pattern, vocab, eos_ids=eos, canonical=tok if cfg.sampling.canonical else None)
     return out
 
 
