@@ -210,7 +210,7 @@ def test_cli_models_tiny_and_eval_with_the_hf_agent(tmp_path, tiny_dir):
     m = AutoModelForCausalLM.from_pretrained(model)
     assert m.get_input_embeddings().weight.data_ptr() == m.get_output_embeddings().weight.data_ptr()
     tok = AutoTokenizer.from_pretrained(model)
-    assert len(tok) < 160 and tok.decode(tok.encode("The secret is higher than 50.")) == "The secret is higher than 50."
+    assert len(tok) < 256 and tok.decode(tok.encode("The secret is higher than 50.")) == "The secret is higher than 50."
 
     run = tmp_path / "run"
     suite = tmp_path / "gn.yaml"
