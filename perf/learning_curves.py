@@ -3,7 +3,7 @@
     .venv/bin/python perf/learning_curves.py [--iterations 150] [--seeds 0] [--out perf/results]
 
 Every run is the quickstart demo (turngym/trainers/configs/guess_number.yaml: GuessNumber 1..16,
-6 turns, the tiny task-vocabulary model from scratch, constrained sampling, 16 groups x 8 episodes
+6 turns, the tiny task-vocabulary model from scratch, constrained sampling, 8 groups x 8 episodes
 per iteration) with only ``algorithm`` changed, run one after another on this machine. Writes
 learning_curves.png (held-out eval success against environment episodes) and learning_curves.md
 (final eval success, episodes to reach 0.9, wall time) to ``--out``; the runs stay in runs/curves/.
@@ -56,6 +56,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS))
     ap.add_argument("--out", type=Path, default=REPO / "perf" / "results")
+    ap.add_argument("--runs-only", action="store_true", help="only run and write learning_curves.json to --out")
+    ap.add_argument("--merge", type=Path, nargs="+", help="combine the learning_curves.json of parallel --runs-only runs")
     args = ap.parse_args()
     import matplotlib
 
@@ -63,14 +65,20 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     results = []
-    for algorithm in args.algorithms:
-        for seed in args.seeds:
-            print(f"{algorithm} seed {seed} ...", flush=True)
-            results.append(run_one(algorithm, seed, args.iterations, args.every))
-            r = results[-1]
-            print(f"  final eval success {r['final']:.3f}, episodes to 0.9: {r['episodes_to_0.9']}, {r['seconds']:.0f} s", flush=True)
+    if args.merge:
+        for path in args.merge:
+            results += json.loads(Path(path).read_text())
+    else:
+        for algorithm in args.algorithms:
+            for seed in args.seeds:
+                print(f"{algorithm} seed {seed} ...", flush=True)
+                results.append(run_one(algorithm, seed, args.iterations, args.every))
+                r = results[-1]
+                print(f"  final eval success {r['final']:.3f}, episodes to 0.9: {r['episodes_to_0.9']}, {r['seconds']:.0f} s", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "learning_curves.json").write_text(json.dumps(results, indent=1))
+    if args.runs_only:
+        return
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     colors = dict(zip(ALGORITHMS, ("tab:gray", "tab:red", "tab:green", "tab:blue"), strict=True))
     for r in results:
@@ -78,7 +86,7 @@ def main() -> None:
                 color=colors.get(r["algorithm"]), alpha=0.9, label=f"{r['algorithm']} (seed {r['seed']})")
     ax.set_xlabel("environment episodes")
     ax.set_ylabel("held-out success (greedy, 64 secrets)")
-    ax.set_title(f"GuessNumber 1..16, 6 turns; {args.iterations} iterations x 128 episodes")
+    ax.set_title(f"GuessNumber 1..16, 6 turns; {args.iterations} iterations x 64 episodes")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
@@ -88,8 +96,9 @@ def main() -> None:
         "# Learning curves: grpo, flow_grpo, mt_grpo, gigpo",
         "",
         f"`.venv/bin/python perf/learning_curves.py --iterations {args.iterations} --every {args.every} "
-        f"--seeds {' '.join(map(str, args.seeds))}`: the quickstart task and model, only the algorithm (and its "
-        "paper's loss aggregation) changed; same budget of iterations x 16 groups x 8 episodes; held-out eval on 64 "
+        f"--seeds {' '.join(map(str, args.seeds))}` (the algorithms run in parallel with --runs-only, then --merge): the "
+        "quickstart task and model, only the algorithm (and its paper's loss aggregation) changed; same budget of "
+        "iterations x 8 groups x 8 episodes; held-out eval on 64 "
         "secrets, greedy. Runs one after another on the shared 2-core machine.",
         "",
         "![learning curves](learning_curves.png)",

@@ -373,7 +373,7 @@ def quickstart(
 
     if not resume and (out / "metrics.jsonl").exists():
         raise _fail(f"{out} already holds a quickstart run: pass --resume to continue it, or --out another directory")
-    console.print("Training a ~0.8M-parameter model from scratch on GuessNumber 1..16 (6 turns) with Flow-GRPO.\n"
+    console.print("Training a tiny model from scratch on GuessNumber 1..16 (6 turns) with Flow-GRPO.\n"
                   "Before and after: success on 64 held-out secrets, greedy.", highlight=False)
     try:
         summary = run_quickstart(out=out, overrides=set_ or [], resume=resume)

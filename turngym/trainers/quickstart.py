@@ -1,7 +1,7 @@
 """``turngym quickstart`` (and ``make demo``): a demo that learns, start to finish, on a CPU.
 
-Builds a tiny model (random init, ~0.8M parameters, a GuessNumber task vocabulary, the compact chat
-template) unless it exists, trains it with Flow-GRPO on GuessNumber 1..16 with 6 turns
+Builds a tiny model (random init, hidden 64, 2 layers, a GuessNumber task vocabulary, the compact
+chat template) unless it exists, trains it with Flow-GRPO on GuessNumber 1..16 with 6 turns
 (configs/guess_number.yaml), evaluates on held-out seeds before and after (greedy), prints the table
 and writes ``report.html`` with the learning curve (``curve.png``) into the run directory.
 
@@ -24,18 +24,30 @@ from turngym.trainers.config import TrainConfig
 __all__ = ["DEMO_CONFIG", "demo_model", "plot_curve", "quickstart", "write_report"]
 
 DEMO_CONFIG = files("turngym.trainers") / "configs" / "guess_number.yaml"
-MODEL_SPEC = {"size": "small", "tokenizer": "task:guess_number", "template": "compact", "init_std": 0.02, "seed": 0}
+MODEL_SPEC = {"size": "tiny", "tokenizer": "task:guess_number", "template": "compact", "init_std": 0.02, "seed": 0}
 
 
-def demo_model(cache: str | Path = ".cache/turngym/models/guess-number-small") -> Path:
+def demo_model(cache: str | Path = ".cache/turngym/models/guess-number-tiny") -> Path:
     """The demo's model directory, built once (a few seconds) and reused."""
     from turngym.agents.tiny import build_tiny_model
+
+    import os
+    import shutil
 
     cache = Path(cache)
     marker = cache / "turngym_tiny.json"
     if marker.is_file() and all(json.loads(marker.read_text()).get(k) == v for k, v in MODEL_SPEC.items() if k != "init_std"):
         return cache
-    return build_tiny_model(cache, **MODEL_SPEC)
+    # built aside and renamed into place, so runs started together never read a half-written model
+    tmp = cache.with_name(f".{cache.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    build_tiny_model(tmp, **MODEL_SPEC)
+    shutil.rmtree(cache, ignore_errors=True)
+    try:
+        tmp.rename(cache)
+    except OSError:  # another run renamed its identical build first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return cache
 
 
 def plot_curve(run_dir: str | Path) -> Path:
