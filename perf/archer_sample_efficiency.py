@@ -1,14 +1,19 @@
 """Sample efficiency: env episodes needed to reach a success threshold, archer vs flow_grpo vs grpo.
 
-Same model (a tiny random-init chat model), same episode budget, same held-out eval (greedy, every few
-iterations), 3 seeds each, on GuessNumber (1..16, 6 turns) and TwentyQuestions (rule-based oracle).
-The x axis is environment episodes consumed by training (``episodes_seen``); eval episodes are not counted.
+Same model (a tiny random-init chat model), same episode budget per iteration and per run, same held-out
+eval (greedy, every few iterations), 3 seeds each, on GuessNumber (1..16, 6 turns) and TwentyQuestions
+(rule-based oracle). The x axis is environment episodes consumed by training (``episodes_seen``); eval
+episodes are not counted. The plot's second panel puts the same curves against training seconds (the summed
+phase times, eval excluded), for per-compute efficiency. Every run uses ``torch_threads: 1``.
 
-    nice -n 10 .venv/bin/python perf/archer_sample_efficiency.py            # everything (~30 min, 2 cores)
-    nice -n 10 .venv/bin/python perf/archer_sample_efficiency.py --envs guess_number --seeds 0
+    nice -n 10 .venv/bin/python perf/archer_sample_efficiency.py --envs guess_number   # ~25 min, 2 cores
+    nice -n 10 .venv/bin/python perf/archer_sample_efficiency.py --envs guess_number --algos archer --seeds 0
+    .venv/bin/python perf/archer_sample_efficiency.py --report-only [--reread]          # table and plot only
 
-Writes perf/results/archer.md (table) and perf/results/archer_<env>.png (learning curves); the raw
-metrics stay under runs/perf-archer/<env>/<algo>-s<seed>/metrics.jsonl.
+Several processes may run different algorithms or seeds at once: each run is merged into
+perf/results/archer_raw_<env>.json under a lock. Writes perf/results/archer.md (the table; the hand-written
+"Reading the results" section is kept) and perf/results/archer_<env>.png; the runs stay under
+runs/perf-archer/<env>/<algo>-s<seed>/.
 """
 
 from __future__ import annotations
@@ -33,15 +38,21 @@ NOTES_MARK = "## Reading the results"
 #: training episodes per iteration and the same learning rate.
 SETUPS: dict[str, dict[str, Any]] = {
     "guess_number": {
-        "model": ("gn-tiny", {"size": "tiny", "tokenizer": "task:guess_number"}),
+        # numbers below 100 are single tokens, the compact template (half the stream), trained-model init
+        "model": ("gn-tiny-numtok", {"size": "tiny", "tokenizer": "task:guess_number", "template": "compact", "init_std": 0.02}),
         "env": {"id": "turngym/GuessNumber-v0", "kwargs": {"low": 1, "high": 16}, "max_turns": 6},
+        "system_prompt": "",
         "max_new_tokens": 6,
-        "episodes_per_iteration": 16,
-        "iterations": 16,
+        "episodes_per_iteration": 64,
+        "group_size": 8,
+        "iterations": 40,
         "eval_every": 2,
-        "eval_seeds": 32,
-        "threshold": 0.5,
+        "eval_seeds": 64,
+        "threshold": (0.3, 0.5),
         "lr": 1e-3,
+        # measured with 1 thread: a critic step on 64 transitions ~0.8 s (a~ sampling + encoder), an actor step
+        # ~0.5 s, so ~10 s an iteration against ~1 s for the on-policy loop's 64 episodes
+        "archer": {"warmup_iterations": 4, "critic_steps": 10, "actor_steps": 3, "batch_size": 64, "micro_batch_size": 64},
     },
     "twenty_questions": {
         "model": ("tiny", {}),  # the 32k mistral tokenizer: the ontology's words are in it
@@ -54,8 +65,12 @@ SETUPS: dict[str, dict[str, Any]] = {
         "eval_seeds": 8,
         "threshold": 0.1,
         "lr": 1e-3,
+        "group_size": 4,
+        "archer": {"warmup_iterations": 2, "critic_steps": 10, "actor_steps": 3, "batch_size": 32, "micro_batch_size": 32},
     },
 }
+#: the loss aggregation of each on-policy method's paper (as perf/learning_curves.py)
+AGGREGATION = {"grpo": "seq_mean", "flow_grpo": "turn_mean"}
 
 
 def train_config(env: str, algo: str, seed: int) -> Any:
@@ -71,27 +86,29 @@ def train_config(env: str, algo: str, seed: int) -> Any:
         "sampling": {"temperature": 1.0, "max_new_tokens": s["max_new_tokens"], "constrain": True},
         "iterations": s["iterations"], "eval": {"every": s["eval_every"], "seeds": s["eval_seeds"], "temperature": 0.0},
         "checkpoint": {"every": 0, "keep": 1}, "tensorboard": False,
+        "torch_threads": 1,  # tiny models: 2 threads spin-wait on a busy 2-core machine (7-11 s vs ~1 s a rollout)
     }
     if algo == "archer":
+        ar = s["archer"]
         return TrainConfig(
             **common, algorithm="archer",
             archer={
-                "trajectories_per_iteration": n, "warmup_iterations": 2, "batch_size": 32, "micro_batch_size": 32,
-                "critic": {"steps_per_iteration": 10, "lr": s["lr"], "max_length": 256},
-                "actor": {"steps_per_iteration": 3, "lr": s["lr"], "max_new_tokens": s["max_new_tokens"]},
+                "trajectories_per_iteration": n, "warmup_iterations": ar["warmup_iterations"],
+                "batch_size": ar["batch_size"], "micro_batch_size": ar["micro_batch_size"],
+                "critic": {"steps_per_iteration": ar["critic_steps"], "lr": s["lr"], "max_length": 256},
+                "actor": {"steps_per_iteration": ar["actor_steps"], "lr": s["lr"], "max_new_tokens": s["max_new_tokens"]},
             },
         )
-    # G = 4 episodes per task instance, n / 4 instances: the same n episodes per iteration
+    # G episodes per task instance, n / G instances: the same n episodes per iteration
+    g = s["group_size"]
     return TrainConfig(
-        **common, algorithm=algo, optim={"lr": s["lr"], "epochs": 1},
-        rollout={"groups": n // 4, "group_size": 4},
+        **common, algorithm=algo, optim={"lr": s["lr"], "epochs": 1}, loss={"aggregation": AGGREGATION[algo]},
+        rollout={"groups": n // g, "group_size": g},
     )
 
 
 def run_one(env: str, algo: str, seed: int) -> list[dict[str, Any]]:
     import shutil
-
-    from turngym.trainers.run import RunDir
 
     cfg = train_config(env, algo, seed)
     shutil.rmtree(cfg.run_dir, ignore_errors=True)
@@ -99,22 +116,49 @@ def run_one(env: str, algo: str, seed: int) -> list[dict[str, Any]]:
     if algo == "archer":
         from turngym.trainers.archer.trainer import ArcherTrainer
 
-        ArcherTrainer(cfg).run()
+        ArcherTrainer(cfg).run(progress=False)
     else:
         from turngym.trainers.onpolicy import OnPolicyTrainer
 
         OnPolicyTrainer(cfg).run(progress=False)
     wall = time.perf_counter() - t0
-    evals = RunDir(cfg.run_dir, tensorboard=False).read_metrics("eval")
-    print(f"{env} {algo} seed {seed}: {wall:.0f} s, eval success {[round(e['success'], 2) for e in evals]}", flush=True)
-    return [{"episodes": e["episodes_seen"], "success": e["success"], "return": e["return"], "wall": wall} for e in evals]
+    curve = read_curve(cfg.run_dir, wall)
+    print(f"{env} {algo} seed {seed}: {wall:.0f} s, eval success {[round(p['success'], 2) for p in curve]}", flush=True)
+    return curve
 
 
-def episodes_to_threshold(curve: list[dict[str, Any]], threshold: float) -> int | None:
-    for point in curve:
-        if point["success"] >= threshold:
-            return int(point["episodes"])
-    return None
+def read_curve(run_dir: str | Path, wall: float) -> list[dict[str, Any]]:
+    """One point per eval: episodes, held-out greedy success and return, training seconds so far, and the
+    sampled (temperature 1) success of the training episodes of the iterations since the previous eval."""
+    from turngym.trainers.run import RunDir
+
+    run = RunDir(run_dir, tensorboard=False)
+    evals, train = run.read_metrics("eval"), run.read_metrics("train")
+    out, last = [], 0
+    for e in evals:
+        since = [r["success"] for r in train if last < r["iteration"] <= e["iteration"]]
+        out.append({
+            "episodes": e["episodes_seen"], "success": e["success"], "return": e["return"], "wall": wall,
+            "train_s": train_seconds(train, e["iteration"]),
+            "train_success": sum(since) / len(since) if since else None,
+        })
+        last = e["iteration"]
+    return out
+
+
+def train_seconds(train: list[dict[str, Any]], iteration: int) -> float:
+    """Training compute up to ``iteration``: the summed phase times of its iterations (eval not counted)."""
+    return sum(v for r in train if r["iteration"] <= iteration for k, v in r.items() if k.startswith("time_"))
+
+
+def first_reach(curve: list[dict[str, Any]], threshold: float) -> dict[str, Any] | None:
+    """The first eval point whose success reaches ``threshold`` (None: never)."""
+    return next((p for p in curve if p["success"] >= threshold), None)
+
+
+def thresholds(env: str) -> list[float]:
+    t = SETUPS[env]["threshold"]
+    return list(t) if isinstance(t, (list, tuple)) else [t]
 
 
 def plot(env: str, curves: dict[str, dict[int, list[dict[str, Any]]]]) -> Path:
@@ -123,21 +167,24 @@ def plot(env: str, curves: dict[str, dict[int, list[dict[str, Any]]]]) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     colors = {"archer": "tab:red", "flow_grpo": "tab:blue", "grpo": "tab:green"}
     styles = {"flow_grpo": "--"}  # dashed: with an outcome-only reward it can coincide with grpo
-    for algo, by_seed in curves.items():
-        for i, (_seed, curve) in enumerate(sorted(by_seed.items())):
-            ax.plot(
-                [p["episodes"] for p in curve], [p["success"] for p in curve], color=colors.get(algo), alpha=0.8,
-                linestyle=styles.get(algo, "-"), marker="o", markersize=3,
-                label=f"{algo} ({len(by_seed)} seeds)" if i == 0 else None,
-            )
-    ax.axhline(SETUPS[env]["threshold"], color="gray", linestyle="--", linewidth=1, label="threshold")
-    ax.set_xlabel("training episodes")
-    ax.set_ylabel("held-out success (greedy)")
-    ax.set_title(f"{env} (tiny model)")
-    ax.legend()
+    for ax, x, xlabel in zip(axes, ("episodes", "train_s"), ("training episodes", "training seconds (1 thread, shared machine)"), strict=True):
+        for algo, by_seed in curves.items():
+            for i, (_seed, curve) in enumerate(sorted(by_seed.items())):
+                ax.plot(
+                    [p.get(x, float("nan")) for p in curve], [p["success"] for p in curve], color=colors.get(algo),
+                    alpha=0.8, linestyle=styles.get(algo, "-"), marker="o", markersize=3,
+                    label=f"{algo} ({len(by_seed)} seeds)" if i == 0 else None,
+                )
+        for t in thresholds(env):
+            ax.axhline(t, color="gray", linestyle=":", linewidth=1)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("held-out success (greedy)")
+    axes[0].legend()
+    fig.suptitle(f"{env} (tiny model): per episode (left) and per training second (right)")
     fig.tight_layout()
     path = OUT / f"archer_{env}.png"
     fig.savefig(path, dpi=120)
@@ -151,32 +198,56 @@ def report(results: dict[str, dict[str, dict[int, list[dict[str, Any]]]]]) -> st
         "",
         ("Command: `nice -n 10 .venv/bin/python perf/archer_sample_efficiency.py` "
         f"({os.cpu_count()} cores, {time.strftime('%Y-%m-%d')})."),
-        ("Training episodes until the held-out greedy success first reaches the threshold (eval every few "
-        "iterations, so the count is rounded up to an eval point); '-' = not reached within the budget."),
+        ("Training episodes (and training seconds: the summed collect/critic/actor or rollout/update/sync times, eval "
+        "excluded) until the held-out greedy success first reaches each threshold (eval every few iterations, so "
+        "counts are rounded up to an eval point); '-' = not reached within the budget."),
         "",
     ]
     for env, by_algo in results.items():
         s = SETUPS[env]
         budget = s["episodes_per_iteration"] * s["iterations"]
+        ar = s["archer"]
+        ts = thresholds(env)
         lines += [
             f"## {env}",
             "",
-            (f"Budget {budget} training episodes per run ({s['episodes_per_iteration']} per iteration), lr {s['lr']}, "
-            f"threshold: success >= {s['threshold']} on {s['eval_seeds']} held-out seeds. Plot: `archer_{env}.png`."),
+            (f"Budget {budget} training episodes per run ({s['episodes_per_iteration']} per iteration, "
+            f"{s['iterations']} iterations), lr {s['lr']}, eval every {s['eval_every']} iterations on "
+            f"{s['eval_seeds']} held-out seeds. On-policy: groups of G = {s['group_size']}. ArCHer: "
+            f"{ar['warmup_iterations']} critic-only warm-up iterations, {ar['critic_steps']} critic steps and "
+            f"{ar['actor_steps']} actor steps per iteration, batch {ar['batch_size']} transitions. "
+            f"Plot: `archer_{env}.png`."),
             "",
-            "| algorithm | seed | episodes to threshold | first eval success | best eval success | final eval success | wall s |",
-            "|---|---|---|---|---|---|---|",
+            "| algorithm | seed | " + " | ".join(f"episodes to {t}" for t in ts) + " | "
+            + " | ".join(f"train s to {t}" for t in ts)
+            + " | first eval | best eval | final eval | train s (all) | wall s |",
+            "|---|---|" + "---|" * (2 * len(ts) + 5),
         ]
         for algo, by_seed in by_algo.items():
             for seed, curve in sorted(by_seed.items()):
-                hit = episodes_to_threshold(curve, s["threshold"])
+                hits = [first_reach(curve, t) for t in ts]
                 succ = [p["success"] for p in curve]
                 lines.append(
-                    f"| {algo} | {seed} | {hit if hit is not None else '-'} | {succ[0]:.2f} | {max(succ):.2f} | "
-                    f"{succ[-1]:.2f} | {curve[-1]['wall']:.0f} |"
+                    f"| {algo} | {seed} | "
+                    + " | ".join(str(int(h["episodes"])) if h else "-" for h in hits) + " | "
+                    + " | ".join(f"{h['train_s']:.0f}" if h else "-" for h in hits)
+                    + f" | {succ[0]:.2f} | {max(succ):.2f} | {succ[-1]:.2f} | {curve[-1].get('train_s', float('nan')):.0f}"
+                    f" | {curve[-1]['wall']:.0f} |"
                 )
         lines.append("")
     return "\n".join(lines)
+
+
+def save_run(raw: Path, algo: str, seed: int, curve: list[dict[str, Any]]) -> None:
+    """Merge one run into the env's raw file (locked: several processes may run seeds side by side)."""
+    import fcntl
+
+    RUNS.mkdir(parents=True, exist_ok=True)
+    with open(RUNS / f"{raw.stem}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        mine: dict[str, Any] = json.loads(raw.read_text()) if raw.exists() else {}
+        mine.setdefault(algo, {})[str(seed)] = curve
+        raw.write_text(json.dumps(mine, indent=1))
 
 
 def main() -> None:
@@ -185,23 +256,28 @@ def main() -> None:
     ap.add_argument("--algos", nargs="+", default=list(ALGOS), choices=list(ALGOS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--report-only", action="store_true", help="only rebuild the table and plots from the raw results")
+    ap.add_argument("--reread", action="store_true", help="with --report-only: re-read the curves from the run dirs")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)
     for env in [] if args.report_only else args.envs:
-        raw = OUT / f"archer_raw_{env}.json"  # one file per env: runs of different envs may go in parallel
-        mine: dict[str, Any] = json.loads(raw.read_text()) if raw.exists() else {}
+        raw = OUT / f"archer_raw_{env}.json"  # one file per env, merged under a lock after every run
         for algo in args.algos:
             for seed in args.seeds:
-                mine.setdefault(algo, {})[str(seed)] = run_one(env, algo, seed)
-                raw.write_text(json.dumps(mine, indent=1))
+                save_run(raw, algo, seed, run_one(env, algo, seed))
     results = {
         env: json.loads((OUT / f"archer_raw_{env}.json").read_text())
         for env in SETUPS
         if (OUT / f"archer_raw_{env}.json").exists()
     }
+    if args.reread:
+        for env, by_algo in results.items():
+            for algo, by_seed in by_algo.items():
+                for seed, curve in by_seed.items():
+                    by_seed[seed] = read_curve(RUNS / env / f"{algo}-s{seed}", curve[-1]["wall"])
+            (OUT / f"archer_raw_{env}.json").write_text(json.dumps(by_algo, indent=1))
     for env, by_algo in results.items():
         plot(env, by_algo)
     md = OUT / "archer.md"

@@ -91,10 +91,14 @@ def test_play_to_the_end():
     assert r.returncode == 0 and "is right!" in r.stdout and "episode success" in r.stdout
 
 
-@pytest.mark.parametrize("verb", ["train", "bench", "quickstart"])
-def test_later_verbs_say_so(verb):
-    r = turngym(verb)
+def test_later_verbs_say_so():
+    r = turngym("bench")
     assert r.returncode == 2 and "later issue" in r.stderr
+
+
+def test_train_without_a_config_names_the_missing_option():
+    r = turngym("train")
+    assert r.returncode == 2 and "--config" in r.stderr
 
 
 def test_help_lists_every_verb():
