@@ -23,7 +23,12 @@ sys.path.insert(0, str(REPO))
 
 ALGORITHMS = ("grpo", "flow_grpo", "mt_grpo", "gigpo")
 #: the loss aggregation each method's paper uses
-AGGREGATION = {"grpo": "seq_mean", "flow_grpo": "turn_mean", "mt_grpo": "token_mean", "gigpo": "token_mean"}
+AGGREGATION = {
+    "grpo": "seq_mean",
+    "flow_grpo": "turn_mean",
+    "mt_grpo": "token_mean",
+    "gigpo": "token_mean",
+}
 
 
 def run_one(algorithm: str, seed: int, iterations: int, every: int) -> dict:
@@ -35,29 +40,56 @@ def run_one(algorithm: str, seed: int, iterations: int, every: int) -> dict:
 
     run_dir = REPO / "runs" / "curves" / f"{algorithm}-s{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
-    cfg = load_config(TrainConfig, DEMO_CONFIG, overrides=[
-        f"model.path={demo_model()}", f"run_dir={run_dir}", f"seed={seed}", f"algorithm={algorithm}",
-        f"loss.aggregation={AGGREGATION[algorithm]}", f"iterations={iterations}", f"eval.every={every}",
-        "checkpoint.every=0", "tensorboard=false",
-    ])
+    cfg = load_config(
+        TrainConfig,
+        DEMO_CONFIG,
+        overrides=[
+            f"model.path={demo_model()}",
+            f"run_dir={run_dir}",
+            f"seed={seed}",
+            f"algorithm={algorithm}",
+            f"loss.aggregation={AGGREGATION[algorithm]}",
+            f"iterations={iterations}",
+            f"eval.every={every}",
+            "checkpoint.every=0",
+            "tensorboard=false",
+        ],
+    )
     t0 = time.perf_counter()
     OnPolicyTrainer(cfg).run(progress=False)
     seconds = time.perf_counter() - t0
     evals = RunDir(run_dir, tensorboard=False).read_metrics("eval")
     reach = next((r["episodes_seen"] for r in evals if r["success"] >= 0.9), None)
-    return {"algorithm": algorithm, "seed": seed, "seconds": seconds, "evals": evals,
-            "final": evals[-1]["success"], "episodes_to_0.9": reach}
+    return {
+        "algorithm": algorithm,
+        "seed": seed,
+        "seconds": seconds,
+        "evals": evals,
+        "final": evals[-1]["success"],
+        "episodes_to_0.9": reach,
+    }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--iterations", type=int, default=150)
     ap.add_argument("--every", type=int, default=15)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS))
     ap.add_argument("--out", type=Path, default=REPO / "perf" / "results")
-    ap.add_argument("--runs-only", action="store_true", help="only run and write learning_curves.json to --out")
-    ap.add_argument("--merge", type=Path, nargs="+", help="combine the learning_curves.json of parallel --runs-only runs")
+    ap.add_argument(
+        "--runs-only",
+        action="store_true",
+        help="only run and write learning_curves.json to --out",
+    )
+    ap.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        help="combine the learning_curves.json of parallel --runs-only runs",
+    )
     args = ap.parse_args()
     import matplotlib
 
@@ -74,19 +106,33 @@ def main() -> None:
                 print(f"{algorithm} seed {seed} ...", flush=True)
                 results.append(run_one(algorithm, seed, args.iterations, args.every))
                 r = results[-1]
-                print(f"  final eval success {r['final']:.3f}, episodes to 0.9: {r['episodes_to_0.9']}, {r['seconds']:.0f} s", flush=True)
+                print(
+                    f"  final eval success {r['final']:.3f}, episodes to 0.9: {r['episodes_to_0.9']}, {r['seconds']:.0f} s",
+                    flush=True,
+                )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "learning_curves.json").write_text(json.dumps(results, indent=1))
     if args.runs_only:
         return
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    colors = dict(zip(ALGORITHMS, ("tab:gray", "tab:red", "tab:green", "tab:blue"), strict=True))
+    colors = dict(
+        zip(ALGORITHMS, ("tab:gray", "tab:red", "tab:green", "tab:blue"), strict=True)
+    )
     for r in results:
-        ax.plot([e["episodes_seen"] for e in r["evals"]], [e["success"] for e in r["evals"]], "o-", ms=3,
-                color=colors.get(r["algorithm"]), alpha=0.9, label=f"{r['algorithm']} (seed {r['seed']})")
+        ax.plot(
+            [e["episodes_seen"] for e in r["evals"]],
+            [e["success"] for e in r["evals"]],
+            "o-",
+            ms=3,
+            color=colors.get(r["algorithm"]),
+            alpha=0.9,
+            label=f"{r['algorithm']} (seed {r['seed']})",
+        )
     ax.set_xlabel("environment episodes")
     ax.set_ylabel("held-out success (greedy, 64 secrets)")
-    ax.set_title(f"GuessNumber 1..16, 6 turns; {args.iterations} iterations x 64 episodes")
+    ax.set_title(
+        f"GuessNumber 1..16, 6 turns; {args.iterations} iterations x 64 episodes"
+    )
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
@@ -107,8 +153,12 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     for r in results:
-        reach = r["episodes_to_0.9"] if r["episodes_to_0.9"] is not None else "not reached"
-        lines.append(f"| {r['algorithm']} | {r['seed']} | {AGGREGATION[r['algorithm']]} | {r['final']:.3f} | {reach} | {r['seconds'] / 60:.1f} min |")
+        reach = (
+            r["episodes_to_0.9"] if r["episodes_to_0.9"] is not None else "not reached"
+        )
+        lines.append(
+            f"| {r['algorithm']} | {r['seed']} | {AGGREGATION[r['algorithm']]} | {r['final']:.3f} | {reach} | {r['seconds'] / 60:.1f} min |"
+        )
     (args.out / "learning_curves.md").write_text("\n".join(lines) + "\n")
     print((args.out / "learning_curves.md").read_text())
 

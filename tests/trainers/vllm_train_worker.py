@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.trainers.test_onpolicy import config  # noqa: E402
-from turngym.trainers.config import TrainConfig  # noqa: E402
-from turngym.trainers.onpolicy import OnPolicyTrainer  # noqa: E402
+from tests.trainers.test_onpolicy import config
+from turngym.trainers.config import TrainConfig
+from turngym.trainers.onpolicy import OnPolicyTrainer
 
 
 def main(model: str, run_dir: str, sabotage: bool) -> None:

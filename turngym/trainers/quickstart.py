@@ -29,10 +29,10 @@ MODEL_SPEC = {"size": "tiny", "tokenizer": "task:guess_number", "template": "com
 
 def demo_model(cache: str | Path = ".cache/turngym/models/guess-number-tiny") -> Path:
     """The demo's model directory, built once (a few seconds) and reused."""
-    from turngym.agents.tiny import build_tiny_model
-
     import os
     import shutil
+
+    from turngym.agents.tiny import build_tiny_model
 
     cache = Path(cache)
     marker = cache / "turngym_tiny.json"
