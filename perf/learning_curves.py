@@ -145,7 +145,7 @@ def main() -> None:
         f"--seeds {' '.join(map(str, args.seeds))}` (the algorithms run in parallel with --runs-only, then --merge): the "
         "quickstart task and model, only the algorithm (and its paper's loss aggregation) changed; same budget of "
         "iterations x 8 groups x 8 episodes; held-out eval on 64 "
-        "secrets, greedy. Runs one after another on the shared 2-core machine.",
+        "secrets, greedy. The runs of one invocation go one after another; these four ran at the same time (one invocation each) on the shared 2-core machine, so each wall time is for a quarter of it.",
         "",
         "![learning curves](learning_curves.png)",
         "",
