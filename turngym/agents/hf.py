@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from turngym.agents.llm import Backend, Generation, LLMAgent
+from turngym.agents.llm import Backend, Generation, LLMAgent, split_spec_options
 from turngym.agents.sampling import SamplingConfig, TokenFSM, vocabulary
 from turngym.core.errors import ConfigError
 
@@ -521,19 +521,9 @@ class HFAgent(LLMAgent):
 
     @classmethod
     def from_spec(cls, rest: str = "", **options: Any) -> HFAgent:
-        if not rest:
-            raise ConfigError("the hf agent needs a model directory: --agent hf:PATH")
-        sampling, options = SamplingConfig.split_options(options)
-        agent_opts = {k: options.pop(k) for k in ("system_prompt", "chat_template") if k in options}
-        backend_opts = {
-            k: options.pop(k) for k in ("device", "dtype", "max_batch", "prefix_cache", "prefix_cache_tokens") if k in options
-        }
-        if options:
-            raise ConfigError(
-                f"unknown hf agent options {sorted(options)}: use sampling fields "
-                f"({', '.join(SamplingConfig.model_fields)}), system_prompt, chat_template, device, dtype, max_batch, "
-                "prefix_cache, prefix_cache_tokens"
-            )
+        sampling, agent_opts, backend_opts = split_spec_options(
+            "hf", rest, options, ("device", "dtype", "max_batch", "prefix_cache", "prefix_cache_tokens")
+        )
         for k in ("max_batch", "prefix_cache_tokens"):
             if k in backend_opts:
                 backend_opts[k] = int(backend_opts[k])

@@ -27,6 +27,7 @@ from turngym.agents.base import Agent, Policy
 from turngym.agents.conversation import Conversation
 from turngym.agents.sampling import SamplingConfig
 from turngym.core.actions import NativeToolCalls
+from turngym.core.errors import ConfigError
 from turngym.core.types import Action, Episode, Message, Observation, ToolCall
 
 __all__ = ["Backend", "Generation", "LLMAgent", "LLMPolicy", "system_prompt"]
@@ -150,6 +151,24 @@ class LLMPolicy(Policy):
         for i, turn in enumerate(episode.turns):
             turn.action_span = actions[i] if i < len(actions) else None
             turn.observation_span = observations[i] if i < len(observations) else None
+
+
+def split_spec_options(
+    kind: str, rest: str, options: dict[str, Any], backend_keys: tuple[str, ...]
+) -> tuple[SamplingConfig, dict[str, Any], dict[str, Any]]:
+    """An ``hf:PATH`` / ``vllm:PATH`` agent's options: the sampling fields, the agent's own
+    (system_prompt, chat_template) and the backend's (``backend_keys``); any other one is an error."""
+    if not rest:
+        raise ConfigError(f"the {kind} agent needs a model directory: --agent {kind}:PATH")
+    sampling, options = SamplingConfig.split_options(options)
+    agent_opts = {k: options.pop(k) for k in ("system_prompt", "chat_template") if k in options}
+    backend_opts = {k: options.pop(k) for k in backend_keys if k in options}
+    if options:
+        raise ConfigError(
+            f"unknown {kind} agent options {sorted(options)}: use sampling fields "
+            f"({', '.join(SamplingConfig.model_fields)}), system_prompt, chat_template, {', '.join(backend_keys)}"
+        )
+    return sampling, agent_opts, backend_opts
 
 
 class LLMAgent(Agent):

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from turngym.agents.hf import resolve_chat_template
-from turngym.agents.llm import Backend, Generation, LLMAgent
+from turngym.agents.llm import Backend, Generation, LLMAgent, split_spec_options
 from turngym.agents.sampling import SamplingConfig
 from turngym.core.errors import ConfigError
 
@@ -208,22 +208,13 @@ class VLLMAgent(LLMAgent):
 
     @classmethod
     def from_spec(cls, rest: str = "", **options: Any) -> VLLMAgent:
-        if not rest:
-            raise ConfigError("the vllm agent needs a model directory: --agent vllm:PATH")
-        sampling, options = SamplingConfig.split_options(options)
-        agent_opts = {k: options.pop(k) for k in ("system_prompt", "chat_template") if k in options}
-        engine_args = dict(options.pop("engine_args", None) or {})
-        for key in ("dtype", "max_model_len", "gpu_memory_utilization", "enforce_eager", "max_num_seqs"):
-            if key in options:
-                engine_args[key] = options.pop(key)
-        if "engine_seed" in options:
-            engine_args["seed"] = int(options.pop("engine_seed"))
-        if options:
-            raise ConfigError(
-                f"unknown vllm agent options {sorted(options)}: use sampling fields "
-                f"({', '.join(SamplingConfig.model_fields)}), system_prompt, chat_template, dtype, "
-                "max_model_len, gpu_memory_utilization, enforce_eager, max_num_seqs, engine_seed, engine_args"
-            )
+        sampling, agent_opts, engine_args = split_spec_options(
+            "vllm", rest, options,
+            ("dtype", "max_model_len", "gpu_memory_utilization", "enforce_eager", "max_num_seqs", "engine_seed", "engine_args"),
+        )
+        engine_args = {**dict(engine_args.pop("engine_args", None) or {}), **engine_args}
+        if "engine_seed" in engine_args:
+            engine_args["seed"] = int(engine_args.pop("engine_seed"))
         for key in ("max_model_len", "max_num_seqs"):
             if key in engine_args:
                 engine_args[key] = int(engine_args[key])
