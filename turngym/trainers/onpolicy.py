@@ -207,11 +207,13 @@ class OnPolicyTrainer:
         agent = make_rollout_agent(cfg, backend, seed=iteration_seed(cfg.seed, k))
         episodes = await collect(train_tasks(cfg, k), agent, cfg, run_id=f"it{k}")
         t_roll = time.perf_counter() - t0
-        usable = [e for e in episodes if e.error is None and e.trainable and e.turns]
+        rows = [i for i, e in enumerate(episodes) if e.error is None and e.trainable and e.turns]
+        usable = [episodes[i] for i in rows]
+        full = TurnTable.from_episodes(episodes)  # built once: trained on (its usable rows) and saved
         record: dict[str, Any] = {"kind": "train", "iteration": k, **summarize(episodes)}
         t1 = time.perf_counter()
         if usable:
-            table = TurnTable.from_episodes(usable)
+            table = full if len(rows) == len(episodes) else full.select(rows)
             adv = compute_advantages(table, self.estimator, filter=self.filter)
             states = allowed = None
             if fsms is not None:
@@ -229,7 +231,7 @@ class OnPolicyTrainer:
             backend, self.model, self._probe_ids(usable, backend), tolerance=cfg.probe_tolerance
         )
         t3 = time.perf_counter()
-        self._save_episodes(k, episodes)
+        self._save_episodes(k, full)
         self.iteration = k
         self.episodes_seen += len(episodes)
         record.update(
@@ -257,11 +259,11 @@ class OnPolicyTrainer:
             offset += len(allowed)
         return states, torch.cat(blocks) if blocks else torch.zeros((0, vocab_size), dtype=torch.bool)
 
-    def _save_episodes(self, k: int, episodes: list[Episode]) -> None:
+    def _save_episodes(self, k: int, table: TurnTable) -> None:
         path = self.dir.episode_file(k)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        write_parquet(TurnTable.from_episodes(episodes), tmp)
+        write_parquet(table, tmp)
         tmp.replace(path)
 
     async def _eval(self, backend: Any) -> dict[str, float]:
