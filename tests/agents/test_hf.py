@@ -88,7 +88,7 @@ def recompute_logprobs(model_dir, episode, fsm=None):
     return out
 
 
-def check_logprobs(model_dir, episodes, tol, *, pattern=None, eos_ids=()):
+def check_logprobs(model_dir, episodes, tol, *, pattern=None, eos_ids=(), canonical=False):
     """Sampled logprobs against one HF forward pass over each stream; with ``pattern`` (constrained
     sampling) against the forward pass renormalised over the tokens the pattern allows there."""
     worst = 0.0
@@ -98,7 +98,8 @@ def check_logprobs(model_dir, episodes, tol, *, pattern=None, eos_ids=()):
 
         from turngym.agents.sampling import TokenFSM, vocabulary
 
-        fsm = TokenFSM.build(pattern, vocabulary(AutoTokenizer.from_pretrained(model_dir)), eos_ids=eos_ids)
+        tok = AutoTokenizer.from_pretrained(model_dir)
+        fsm = TokenFSM.build(pattern, vocabulary(tok), eos_ids=eos_ids, canonical=tok if canonical else None)
     for ep in episodes:
         ref = recompute_logprobs(str(model_dir), ep, fsm)
         for i, m in enumerate(ep.mask):
@@ -305,3 +306,28 @@ def test_load_weights_drops_kept_kv(tiny_dir):
     asyncio.run(backend.load_weights(list(backend.model.state_dict().items())[:1]))
     assert len(backend._prefixes) == 0
     asyncio.run(agent.aclose())
+
+
+def test_jump_forward_takes_forced_tokens_without_a_forward_pass():
+    """GuessNumber 1..16 with a task vocabulary: a reply is "[", one of 16 number tokens, "]" and
+    the end-of-turn token. Only the number is a choice, so each turn costs one forward pass; the
+    three forced tokens carry logprob 0 (all of the renormalised mass) and the streams' logprobs
+    still match one unpadded forward pass."""
+    from tests.agents.conftest import tiny_model
+
+    path = tiny_model("gn-nano-compact", size="nano", tokenizer="task:guess_number", template="compact")
+    agent = make_agent(f"hf:{path}", max_new_tokens=6, seed=2, constrain=True, canonical=True, system_prompt="")
+    calls = []
+    agent.backend.model.register_forward_hook(lambda *a: calls.append(1))
+    tasks = group_tasks(GN, seeds=range(4), group_size=2, env_kwargs={"low": 1, "high": 16}, max_turns=6)
+    eps = asyncio.run(run_episodes(tasks, agent, concurrency=8))
+    replies = [(e, t) for e in eps for t in e.turns]
+    batches = agent.backend.stats["batches"]
+    asyncio.run(agent.aclose())
+    assert len(calls) == batches  # one forward pass per batch of replies, none for the forced tokens
+    for e, t in replies:
+        s, end = t.action_span
+        assert end - s == 4 and regex.fullmatch(r"\[\d+\]", t.action)
+        assert e.logprobs[s] == e.logprobs[s + 2] == e.logprobs[s + 3] == 0.0 and e.logprobs[s + 1] < 0
+    check_logprobs(path, eps, LOGPROB_TOL, pattern=r"\[(" + "|".join(map(str, range(1, 17))) + r")\]",
+                   eos_ids=agent.backend.eos_ids, canonical=True)

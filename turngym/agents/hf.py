@@ -9,7 +9,10 @@ arrive while a batch runs form the next batch. Rows differ freely: each has its 
 config, seed (a ``torch.Generator``), stop strings and action-format constraint.
 
 Sampling per row: raw logits -> constraint mask -> temperature -> top-p -> sample (argmax at
-temperature 0); the logprob recorded is the model's (see sampling.py). The batch is sampled in a
+temperature 0); the logprob recorded is the model's (see sampling.py). Jump-forward: where the
+constraint allows one token only (the "[" of a bracketed move, its "]" and end-of-turn token), the
+token is taken without a forward pass, with logprob 0 (all of the renormalised mass), and fed with
+the row's next chunk; a reply "[7]<eos>" costs one forward pass instead of four. The batch is sampled in a
 few tensor ops; the draw is ``torch.multinomial``'s own (``argmax(p / q)``, ``q ~ Exp(1)`` from the
 row's generator), so a seeded row samples what ``torch.multinomial(p, 1, generator=g)`` would,
 whatever else is in the batch.
@@ -75,6 +78,8 @@ class _Request:
     eos_id: int | None = None
     state: int = 0
     done: bool = False
+    #: reply tokens whose KV the batch's cache holds (fed to the model)
+    fed: int = 0
 
 
 @dataclass
@@ -284,41 +289,64 @@ class HFBackend(Backend):
                     self._prefixes.discard(hit.tokens)
         cached = [len(h.tokens) if h is not None else 0 for h in hits]
         new = [len(r.prompt) - c for r, c in zip(batch, cached, strict=True)]
-        c_max, n_max = max(cached), max(new)
+        c_max = max(cached)
+        gens = [_generator(r.seed) for r in batch]
+        steps = max(r.sampling.max_new_tokens for r in batch)
+        # jump-forward: the tokens a constraint allows alone are taken without a forward pass and
+        # fed with the next chunk ("[" before a guess, "]" and the end-of-turn token after it)
+        for r in batch:
+            self._force(r)
+        chunks = [r.prompt[c:] + r.ids for r, c in zip(batch, cached, strict=True)]
+        n_max = max(len(x) for x in chunks)
         # per row: [pad | cached KV (c) | pad | new tokens (n)]; positions of the new tokens c..c+n-1
         ids = torch.full((len(batch), n_max), self.pad_id, dtype=torch.long)
         attn = torch.zeros((len(batch), c_max + n_max), dtype=torch.long)
         pos = torch.zeros((len(batch), n_max), dtype=torch.long)
-        for i, (r, c, n) in enumerate(zip(batch, cached, new, strict=True)):
-            ids[i, n_max - n :] = torch.tensor(r.prompt[c:])
+        for i, (x, c) in enumerate(zip(chunks, cached, strict=True)):
+            n = len(x)
+            ids[i, n_max - n :] = torch.tensor(x)
             attn[i, c_max - c : c_max] = 1
             attn[i, c_max + n_max - n :] = 1
             pos[i, n_max - n :] = torch.arange(c, c + n)
+        nxt_pos = [c + len(x) for c, x in zip(cached, chunks, strict=True)]
         self.stats["prefilled"] += sum(new)
         self.stats["reused"] += sum(cached)
-        gens = [_generator(r.seed) for r in batch]
-        steps = max(r.sampling.max_new_tokens for r in batch)
         with torch.inference_mode():
             # one buffer per layer, as wide as the batch will grow: no concatenation per forward pass
             width = c_max + n_max + steps
             cache = _buffered_cache(self._past(hits, c_max, width) if c_max else None, c_max, width)
-            out = self.model(
-                input_ids=ids.to(dev), attention_mask=attn.to(dev), position_ids=pos.to(dev),
-                past_key_values=cache, use_cache=True, logits_to_keep=1,
-            )
-            for _ in range(steps):
-                logits = out.logits[:, -1, :].float()
-                nxt = self._sample(batch, logits, gens)
+            out = None
+            ran = not all(r.done for r in batch)
+            if ran:
+                out = self.model(
+                    input_ids=ids.to(dev), attention_mask=attn.to(dev), position_ids=pos.to(dev),
+                    past_key_values=cache, use_cache=True, logits_to_keep=1,
+                )
+                for r in batch:
+                    r.fed = len(r.ids)
+            while out is not None:
+                self._sample(batch, out.logits[:, -1, :].float(), gens)
                 if all(r.done for r in batch):
                     break
-                live = torch.tensor([0 if r.done else 1 for r in batch], dtype=torch.long)
-                attn = torch.cat([attn, live[:, None]], dim=1)
-                pos = pos[:, -1:] + 1
+                # each unfinished row feeds what it took since its last forward pass (right-aligned)
+                chunks = [[] if r.done else r.ids[r.fed :] for r in batch]
+                w = max(len(x) for x in chunks)
+                ids = torch.full((len(batch), w), self.pad_id, dtype=torch.long)
+                step_attn = torch.zeros((len(batch), w), dtype=torch.long)
+                pos = torch.zeros((len(batch), w), dtype=torch.long)
+                for i, (r, x) in enumerate(zip(batch, chunks, strict=True)):
+                    if x:
+                        ids[i, w - len(x) :] = torch.tensor(x)
+                        step_attn[i, w - len(x) :] = 1
+                        pos[i, w - len(x) :] = torch.arange(nxt_pos[i], nxt_pos[i] + len(x))
+                        nxt_pos[i] += len(x)
+                        r.fed = len(r.ids)
+                attn = torch.cat([attn, step_attn], dim=1)
                 out = self.model(
-                    input_ids=nxt[:, None].to(dev), attention_mask=attn.to(dev), position_ids=pos.to(dev),
-                    past_key_values=cache, use_cache=True,
+                    input_ids=ids.to(dev), attention_mask=attn.to(dev), position_ids=pos.to(dev),
+                    past_key_values=cache, use_cache=True, logits_to_keep=1,
                 )
-            if self._prefixes is not None:
+            if self._prefixes is not None and ran:
                 self._keep(batch, cache, attn, version)
 
     def _past(self, hits: list[_Prefix | None], filled: int, width: int) -> list[tuple[Any, Any]]:
@@ -343,7 +371,7 @@ class HFBackend(Backend):
         mask = attn.to(cache.layers[0].keys.device).bool()
         kept = []
         for i, r in enumerate(batch):
-            tokens = tuple(r.prompt + r.ids[:-1])
+            tokens = tuple(r.prompt + r.ids[: r.fed])
             cols = mask[i].nonzero()[:, 0]
             if len(cols) != len(tokens):  # a row the loop did not lay out as expected: keep nothing of it
                 continue
@@ -367,14 +395,13 @@ class HFBackend(Backend):
             mask = self._masks[key] = mask.to(self.device)
         return mask
 
-    def _sample(self, batch: list[_Request], logits: Any, gens: list[Any]) -> Any:
-        """One token for each unfinished row; finished rows get the pad id."""
+    def _sample(self, batch: list[_Request], logits: Any, gens: list[Any]) -> None:
+        """One token for each unfinished row, then the tokens its constraint forces after it."""
         import torch
 
-        nxt = torch.full((len(batch),), self.pad_id, dtype=torch.long)
         live = [i for i, r in enumerate(batch) if not r.done]
         if not live:
-            return nxt
+            return
         rows = [batch[i] for i in live]
         index = torch.tensor(live, device=logits.device)
         logp = torch.log_softmax(logits, dim=-1).index_select(0, index)
@@ -397,17 +424,28 @@ class HFBackend(Backend):
             # the model's distribution; under a constraint renormalised over the allowed tokens, as vLLM reports it
             norm = torch.logsumexp(logp.masked_fill(~allowed, float("-inf")), -1)
             lp = torch.where(torch.tensor([r.fsm is not None for r in rows], device=lp.device), lp - norm, lp)
-        nxt[torch.tensor(live)] = toks.cpu()
         for r, tok, value in zip(rows, toks.tolist(), lp.tolist(), strict=True):
-            r.ids.append(tok)
-            r.logprobs.append(value)
-            if r.fsm is not None:
-                r.state = r.fsm.advance(r.state, tok)
-            if tok in self.eos_ids:
-                r.eos_id, r.done = tok, True
-            elif len(r.ids) >= r.sampling.max_new_tokens or _hit_stop(self.tokenizer, r):
-                r.done = True
-        return nxt
+            self._emit(r, tok, value)
+            self._force(r)
+
+    def _emit(self, r: _Request, tok: int, logprob: float) -> None:
+        r.ids.append(tok)
+        r.logprobs.append(logprob)
+        if r.fsm is not None:
+            r.state = r.fsm.advance(r.state, tok)
+        if tok in self.eos_ids:
+            r.eos_id, r.done = tok, True
+        elif len(r.ids) >= r.sampling.max_new_tokens or _hit_stop(self.tokenizer, r):
+            r.done = True
+
+    def _force(self, r: _Request) -> None:
+        """Take the tokens the row's constraint allows alone (logprob 0: the renormalised
+        distribution has all its mass there) until a choice is left or the reply ends."""
+        while r.fsm is not None and not r.done:
+            allowed = r.fsm.allowed(r.state)
+            if len(allowed) != 1:
+                return
+            self._emit(r, int(allowed[0]), 0.0)
 
     async def aclose(self) -> None:
         self._closed = True
@@ -467,6 +505,7 @@ def _draw(x: Any, samplings: list[SamplingConfig], gens: list[Any]) -> Any:
 def _buffered_cache(past: list[tuple[Any, Any]] | None, filled: int, width: int) -> Any:
     """A ``DynamicCache`` whose layers write into ``width``-column buffers instead of concatenating
     the whole cache each forward pass; ``past``: the buffers, per layer, first ``filled`` columns set."""
+    import torch
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
 
@@ -486,6 +525,10 @@ def _buffered_cache(past: list[tuple[Any, Any]] | None, filled: int, width: int)
                 self._k = key_states.new_zeros((b, h, width, d))
                 self._v = value_states.new_zeros((b, h, width, value_states.shape[-1]))
             n = self._n + key_states.shape[-2]
+            if n > self._k.shape[2]:  # jump-forward chunks can outgrow the planned width
+                grow = max(n, 2 * self._k.shape[2]) - self._k.shape[2]
+                self._k = torch.cat([self._k, self._k.new_zeros((*self._k.shape[:2], grow, self._k.shape[3]))], dim=2)
+                self._v = torch.cat([self._v, self._v.new_zeros((*self._v.shape[:2], grow, self._v.shape[3]))], dim=2)
             self._k[:, :, self._n : n] = key_states
             self._v[:, :, self._n : n] = value_states
             self._n = n
