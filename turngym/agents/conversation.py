@@ -21,6 +21,8 @@ The rules (DESIGN.md, Agents and the token contract):
 - The template's end-of-turn marker is not added twice: if the reply ended with the EOS token the
   model sampled and the template's suffix starts with that token's text, it is skipped.
 - The first observation's tools go to the template (``tools=``) when the template takes tools.
+- A render is a pure function of the placeholder conversation, so renders and their token ids are
+  memoised per tokenizer: episodes of one game ask for the same few again and again.
 
 Errors: ``TemplateError`` when a template's renders do not extend each other even with the
 placeholder (the template rewrites structure, not only content): pick another template.
@@ -28,7 +30,9 @@ placeholder (the template rewrites structure, not only content): pick another te
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from turngym.core.errors import TurngymError
@@ -38,12 +42,27 @@ __all__ = ["Conversation", "TemplateError"]
 
 #: what stands for an assistant reply when only the template's structure matters
 PLACEHOLDER = "x"
+#: renders memoised per tokenizer (least recently used out)
+MEMO_SIZE = 4096
 
 SpanKind = Literal["prompt", "action", "observation"]
 
 
 class TemplateError(TurngymError, ValueError):
     """A chat template whose renders cannot be turned into an append-only token stream."""
+
+
+def _memoised(tokenizer: Any, key: Any, render: Callable[[], tuple[str, list[int]]]) -> tuple[str, list[int]]:
+    """``render()`` (a render and its token ids), memoised per tokenizer under ``key``."""
+    memo = tokenizer.__dict__.setdefault("_turngym_renders", OrderedDict())
+    hit = memo.get(key)
+    if hit is None:
+        hit = memo[key] = render()
+        if len(memo) > MEMO_SIZE:
+            memo.popitem(last=False)
+    else:
+        memo.move_to_end(key)
+    return hit
 
 
 def template_message(message: Message) -> dict[str, Any]:
@@ -125,15 +144,26 @@ class Conversation:
         new = [template_message(m) for m in messages]
         if not self.tokens:
             self.messages.extend(new)
-            self._prompt_render = self._render(self.messages, generation_prompt=True)
-            return self._append("prompt", self._encode(self._prompt_render), 0)
+            key = (self.chat_template, json.dumps([self.tools, self.messages], sort_keys=True, default=str))
+            self._prompt_render, ids = _memoised(
+                self.tokenizer, key, lambda: (text := self._render(self.messages, generation_prompt=True), self._encode(text))
+            )
+            return self._append("prompt", ids, 0)
         if not self.messages or self.messages[-1]["role"] != "assistant":
             raise TemplateError("add_observation after an observation: add the reply first (add_reply)")
         base = self._placeholders(self.messages)
+        # the suffix depends only on the placeholder conversation (and the EOS the reply ended with):
+        # episodes of one game repeat those a lot, so renders and encodings are memoised per tokenizer
+        key = (self.chat_template, json.dumps([self.tools, base, new, self._last_eos], sort_keys=True, default=str))
+        self._prompt_render, ids = _memoised(self.tokenizer, key, lambda: self._suffix(base, new))
+        self.messages.extend(new)
+        return self._append("observation", ids, 0)
+
+    def _suffix(self, base: list[dict[str, Any]], new: list[dict[str, Any]]) -> tuple[str, list[int]]:
+        """The full render with ``new`` and the generation prompt, and the ids of what it adds."""
         # the render up to the last reply's generation prompt is the previous turn's full render
         head = self._prompt_render + PLACEHOLDER
         full = self._render(base + new, generation_prompt=True)
-        self._prompt_render = full
         if not full.startswith(head):
             raise TemplateError(
                 "the chat template does not render the conversation as a prefix of the longer one, even with "
@@ -147,8 +177,7 @@ class Conversation:
             anchor = eos_text
         else:
             anchor = self._anchor()
-        self.messages.extend(new)
-        return self._append("observation", self._encode(suffix, after=anchor), 0)
+        return full, self._encode(suffix, after=anchor)
 
     def _anchor(self) -> str | None:
         """A special token's text to tokenise suffixes after (EOS, else none)."""
