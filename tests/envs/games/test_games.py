@@ -162,3 +162,24 @@ def test_ontologies_tell_every_item_apart():
         rows = {tuple(m >> i & 1 for m in bank.questions.values()) for i in range(len(bank.items))}
         assert len(rows) == len(bank.items)
     assert len(ontology_bank().questions) >= 15
+
+
+def test_terse_guess_number_is_the_same_game_in_fewer_words():
+    """``terse=True`` (for task models trained from scratch) changes the wording only: the same secret
+    for a seed, the same rewards, one-word hints the expert still reads."""
+    from turngym.envs.games.guess_number import expert
+
+    terse = turngym.make("turngym/GuessNumber-v0", low=1, high=16, terse=True, max_turns=6)
+    plain = turngym.make("turngym/GuessNumber-v0", low=1, high=16, max_turns=6)
+    for seed in range(20):
+        obs, _ = terse.reset(seed=seed)
+        plain.reset(seed=seed)
+        assert obs.last_text == "Guess 1-16." and terse.unwrapped.secret == plain.unwrapped.secret
+        policy, texts = expert(terse.unwrapped), []
+        done = False
+        while not done:
+            obs, reward, terminated, truncated, info = terse.step(policy(obs))
+            texts.append(obs.last_text)
+            done = terminated or truncated
+        assert terminated and reward == 1.0 and info["success"]
+        assert texts[-1] == "right" and set(texts[:-1]) <= {"higher", "lower"}

@@ -1,6 +1,9 @@
 """GuessNumber: find a secret integer in [low, high]; after each guess the env says higher or lower.
 
 Reward 1 for the right guess, 0 otherwise (the outcome reward); ``info["success"]`` at the end.
+``terse=True`` words the game for task models trained from scratch: the prompt ``Guess 1-16.`` and
+one-word hints (``higher``, ``lower``, ``right``), about a third of the tokens per episode; the game,
+its actions and rewards are the same.
 The reference game: the other games follow its shape (env class, ``instance_state``, ``expert``).
 """
 
@@ -13,13 +16,12 @@ from turngym.core.env import TurnEnv
 from turngym.core.errors import ActionError
 from turngym.core.types import Action, Observation
 
-
 #: ranges with fewer numbers than this accept exactly their numbers (the action pattern lists them)
 SMALL_RANGE = 64
 
 
 class GuessNumberEnv(TurnEnv):
-    def __init__(self, *, low: int = 1, high: int = 100, **kwargs: Any) -> None:
+    def __init__(self, *, low: int = 1, high: int = 100, terse: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if low >= high:
             raise ValueError(f"GuessNumber needs low < high, got low={low}, high={high}")
@@ -34,7 +36,8 @@ class GuessNumberEnv(TurnEnv):
             "whether the secret is higher or lower."
         )
         self.secret = low
-        self._prompt = f"{self.description} {self.action_format.describe()}"
+        self.terse = terse
+        self._prompt = f"Guess {low}-{high}." if terse else f"{self.description} {self.action_format.describe()}"
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -46,9 +49,9 @@ class GuessNumberEnv(TurnEnv):
         if not self.low <= guess <= self.high:
             raise ActionError(f"{guess} is outside {self.low}..{self.high}: guess a number in that range")
         if guess == self.secret:
-            return Observation.text(f"{guess} is right!"), 1.0, True, False, {"success": True}
+            return Observation.text("right" if self.terse else f"{guess} is right!"), 1.0, True, False, {"success": True}
         hint = "higher" if self.secret > guess else "lower"
-        return Observation.text(f"The secret is {hint} than {guess}."), 0.0, False, False, {}
+        return Observation.text(hint if self.terse else f"The secret is {hint} than {guess}."), 0.0, False, False, {}
 
     def instance_state(self) -> Any:
         return {"low": self.low, "high": self.high, "secret": self.secret}
