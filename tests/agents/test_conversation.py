@@ -184,3 +184,22 @@ def test_sampling_config_from_cli_options():
     assert rest == {"device": "cpu"}
     with pytest.raises(ValueError):
         SamplingConfig(top_p=0)
+
+
+def test_render_memo_is_bounded_and_least_recently_used_out():
+    from turngym.agents.conversation import _RenderMemo
+
+    memo = _RenderMemo(max_chars=25)
+    calls = []
+
+    def render(text):
+        return lambda: (calls.append(text), (text, [len(text)]))[1]
+
+    assert memo.get("a", render("x" * 9)) == ("x" * 9, [9])
+    assert memo.get("a", render("other")) == ("x" * 9, [9]) and len(calls) == 1  # a hit renders nothing
+    memo.get("b", render("y" * 9))
+    memo.get("a", render("x" * 9))  # a is now the most recently used
+    memo.get("c", render("z" * 9))  # 30 chars > 25: b, the least recently used, goes
+    assert memo.chars <= 25
+    memo.get("b", render("y" * 9))
+    assert calls[-1] == "y" * 9 and len(calls) == 4

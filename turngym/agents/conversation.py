@@ -42,8 +42,8 @@ __all__ = ["Conversation", "TemplateError"]
 
 #: what stands for an assistant reply when only the template's structure matters
 PLACEHOLDER = "x"
-#: renders memoised per tokenizer (least recently used out)
-MEMO_SIZE = 4096
+#: characters of renders (and their keys) memoised per tokenizer
+MEMO_CHARS = 16_000_000
 
 SpanKind = Literal["prompt", "action", "observation"]
 
@@ -52,17 +52,34 @@ class TemplateError(TurngymError, ValueError):
     """A chat template whose renders cannot be turned into an append-only token stream."""
 
 
-def _memoised(tokenizer: Any, key: Any, render: Callable[[], tuple[str, list[int]]]) -> tuple[str, list[int]]:
+class _RenderMemo:
+    """Renders and their token ids by key, least recently used out past ``max_chars`` characters
+    (keys and renders; long tool transcripts rarely repeat, short game turns do)."""
+
+    def __init__(self, max_chars: int) -> None:
+        self.max_chars = max_chars
+        self.chars = 0
+        self._entries: OrderedDict[str, tuple[str, list[int]]] = OrderedDict()
+
+    def get(self, key: str, render: Callable[[], tuple[str, list[int]]]) -> tuple[str, list[int]]:
+        hit = self._entries.get(key)
+        if hit is not None:
+            self._entries.move_to_end(key)
+            return hit
+        hit = self._entries[key] = render()
+        self.chars += len(key) + len(hit[0])
+        while self.chars > self.max_chars and len(self._entries) > 1:
+            old, (text, _) = self._entries.popitem(last=False)
+            self.chars -= len(old) + len(text)
+        return hit
+
+
+def _memoised(tokenizer: Any, key: str, render: Callable[[], tuple[str, list[int]]]) -> tuple[str, list[int]]:
     """``render()`` (a render and its token ids), memoised per tokenizer under ``key``."""
-    memo = tokenizer.__dict__.setdefault("_turngym_renders", OrderedDict())
-    hit = memo.get(key)
-    if hit is None:
-        hit = memo[key] = render()
-        if len(memo) > MEMO_SIZE:
-            memo.popitem(last=False)
-    else:
-        memo.move_to_end(key)
-    return hit
+    memo = tokenizer.__dict__.get("_turngym_renders")
+    if memo is None:
+        memo = tokenizer.__dict__["_turngym_renders"] = _RenderMemo(MEMO_CHARS)
+    return memo.get(key, render)
 
 
 def template_message(message: Message) -> dict[str, Any]:
@@ -144,7 +161,7 @@ class Conversation:
         new = [template_message(m) for m in messages]
         if not self.tokens:
             self.messages.extend(new)
-            key = (self.chat_template, json.dumps([self.tools, self.messages], sort_keys=True, default=str))
+            key = json.dumps([self.chat_template, self.tools, self.messages], sort_keys=True, default=str)
             self._prompt_render, ids = _memoised(
                 self.tokenizer, key, lambda: (text := self._render(self.messages, generation_prompt=True), self._encode(text))
             )
@@ -154,7 +171,7 @@ class Conversation:
         base = self._placeholders(self.messages)
         # the suffix depends only on the placeholder conversation (and the EOS the reply ended with):
         # episodes of one game repeat those a lot, so renders and encodings are memoised per tokenizer
-        key = (self.chat_template, json.dumps([self.tools, base, new, self._last_eos], sort_keys=True, default=str))
+        key = json.dumps([self.chat_template, self.tools, base, new, self._last_eos], sort_keys=True, default=str)
         self._prompt_render, ids = _memoised(self.tokenizer, key, lambda: self._suffix(base, new))
         self.messages.extend(new)
         return self._append("observation", ids, 0)
