@@ -50,7 +50,7 @@ def config(tmp_path: Path, model: Path, **over) -> dict:
 
 
 def test_two_iterations_leave_metrics_episodes_and_checkpoints(tmp_path, gn_model):
-    cfg = TrainConfig(**config(tmp_path, gn_model, tensorboard=True))
+    cfg = TrainConfig(**config(tmp_path, gn_model, tensorboard=True, **{"optim.lr_schedule": "linear"}))
     summary = OnPolicyTrainer(cfg).run(progress=False)
     run = Path(cfg.run_dir)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -58,6 +58,7 @@ def test_two_iterations_leave_metrics_episodes_and_checkpoints(tmp_path, gn_mode
     evals = [r for r in records if r["kind"] == "eval"]
     assert [r["iteration"] for r in train] == [1, 2] and [r["iteration"] for r in evals] == [0, 1, 2]
     assert summary["episodes_seen"] == 16 and train[-1]["episodes_seen"] == 16
+    assert [r["lr"] for r in train] == [1e-3, 5e-4]  # linear decay to 0 over the 2 iterations
     for r in train:
         assert r["probe_diff"] <= cfg.probe_tolerance
         assert 0 <= r["success"] <= 1 and r["episodes"] == 8

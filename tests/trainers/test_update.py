@@ -195,3 +195,11 @@ def test_canonical_constraint_samples_the_tokenizers_own_tokenization_and_trains
     mine = constrained_logprobs(logits, batch["input_ids"], batch["fsm_state"].long(), allowed)
     mask = batch["loss_mask"]
     torch.testing.assert_close(mine[mask], batch["old_logprobs"][mask], atol=1e-4, rtol=0)
+
+
+def test_scheduled_lr_is_constant_or_decays_linearly_to_zero():
+    from turngym.trainers.update import scheduled_lr
+
+    assert [scheduled_lr(OptimConfig(lr=1.0), k, 4) for k in (1, 4)] == [1.0, 1.0]
+    linear = OptimConfig(lr=2.0, lr_schedule="linear")
+    assert [scheduled_lr(linear, k, 4) for k in (1, 2, 3, 4)] == [2.0, 1.5, 1.0, 0.5]

@@ -4,7 +4,7 @@
         episodes  = G episodes of each of ``rollout.groups`` task instances, sampled by the backend
         table     = TurnTable.from_episodes(episodes)
         A         = compute_advantages(table, estimator, filter=StarPO-S if keep_fraction)
-        K epochs of minibatch PPO-clip steps (update.policy_update)
+        K epochs of minibatch PPO-clip steps (update.policy_update) at lr_k (optim.lr_schedule)
         weights  -> backend, then the logprob probe (rollout.sync_weights); stale weights stop the run
         log metrics; eval on held-out seeds every ``eval.every``; checkpoint every ``checkpoint.every``
 
@@ -48,7 +48,7 @@ from turngym.trainers.rollout import (
 )
 from turngym.trainers.run import RunDir, capture_rng, restore_rng
 from turngym.trainers.table import TurnTable, write_parquet
-from turngym.trainers.update import make_optimizer, policy_update
+from turngym.trainers.update import make_optimizer, policy_update, scheduled_lr
 
 __all__ = ["OnPolicyTrainer", "iteration_seed", "load_policy"]
 
@@ -218,6 +218,9 @@ class OnPolicyTrainer:
             states = allowed = None
             if fsms is not None:
                 states, allowed = self._states(table, fsms, vocab_size)
+            record["lr"] = scheduled_lr(cfg.optim, k, cfg.iterations)
+            for group in self.optimizer.param_groups:
+                group["lr"] = record["lr"]
             stats = policy_update(
                 self.model, self.optimizer, table, adv, optim=cfg.optim, loss=cfg.loss, device=self.device,
                 ref_model=self.ref, fsm_states=states, allowed=allowed, generator=self.generator,

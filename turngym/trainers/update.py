@@ -32,7 +32,7 @@ from turngym.trainers.constraint import mask_disallowed
 from turngym.trainers.losses import LossConfig, policy_loss
 from turngym.trainers.table import TurnTable, collate_episodes
 
-__all__ = ["OptimConfig", "make_optimizer", "policy_update", "sequence_logprobs"]
+__all__ = ["OptimConfig", "make_optimizer", "policy_update", "scheduled_lr", "sequence_logprobs"]
 
 
 class OptimConfig(BaseModel):
@@ -40,6 +40,8 @@ class OptimConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     lr: float = Field(1e-6, gt=0)
+    #: "linear": lr decays linearly to 0 over the run's iterations (CleanRL's ``anneal_lr``)
+    lr_schedule: Literal["constant", "linear"] = "constant"
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = Field(0.0, ge=0)
     #: max global grad norm (0: no clipping)
@@ -55,6 +57,14 @@ class OptimConfig(BaseModel):
     skip_zero_advantage: bool = True
     #: "auto": bf16 autocast on CUDA, none on CPU
     autocast: Literal["auto", "bf16", "off"] = "auto"
+
+
+def scheduled_lr(cfg: OptimConfig, iteration: int, iterations: int) -> float:
+    """The learning rate of iteration ``iteration`` (1-based) of ``iterations``: a function of k only,
+    so a resumed run replays it exactly."""
+    if cfg.lr_schedule == "linear":
+        return cfg.lr * (1.0 - (iteration - 1) / iterations)
+    return cfg.lr
 
 
 def make_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
