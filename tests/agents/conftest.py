@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 from pathlib import Path
@@ -15,11 +16,19 @@ VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
 
 
 def tiny_model(name: str, **kwargs) -> Path:
-    """The cached tiny model ``name`` (built on first use; a file lock guards parallel builds)."""
+    """The cached tiny model ``name`` (built on first use; a file lock guards parallel builds). Asking
+    for a cached name with other options is an error: which test built it first would decide the model."""
     from turngym.agents.tiny import build_tiny_model
 
     out = MODELS / name
     if (out / "turngym_tiny.json").is_file():
+        built = json.loads((out / "turngym_tiny.json").read_text())
+        differ = {k: (built.get(k), v) for k, v in kwargs.items() if built.get(k) != v}
+        if differ:
+            raise ValueError(
+                f"tiny model {name!r} is cached with other options (cached, asked): {differ}: give the variant "
+                f"its own name, or delete {out} if it predates these options"
+            )
         return out
     MODELS.mkdir(parents=True, exist_ok=True)
     with open(MODELS / f".{name}.lock", "w") as lock:

@@ -78,8 +78,8 @@ def test_stale_weights_in_the_engine_stop_the_run(tmp_path, gn_model, monkeypatc
         list(weights)
 
     monkeypatch.setattr(HFBackend, "load_weights", ignore)
-    # 3 iterations of 4 groups: some group has signal, so some update moves the weights
-    cfg = TrainConfig(**config(tmp_path, gn_model, **{"optim.lr": 0.05, "eval.every": 0, "iterations": 3, "rollout.groups": 4}))
+    # up to 10 iterations of 4 groups: the first group with signal moves the weights, and the probe stops the run
+    cfg = TrainConfig(**config(tmp_path, gn_model, **{"optim.lr": 0.05, "eval.every": 0, "iterations": 10, "rollout.groups": 4}))
     with pytest.raises(StaleWeightsError, match="not serving the new weights"):
         OnPolicyTrainer(cfg).run(progress=False)
     # the iteration whose sync failed is neither logged nor checkpointed; the ones before had no update

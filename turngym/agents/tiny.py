@@ -228,7 +228,8 @@ def build_tiny_model(
     params = sum(p.numel() for p in model.parameters())
     (out / "turngym_tiny.json").write_text(
         json.dumps(
-            {"size": size, "tokenizer": tokenizer, "template": template, "tied": tied, "seed": seed, "parameters": params},
+            {"size": size, "tokenizer": tokenizer, "template": template, "tied": tied, "seed": seed, "init_std": init_std,
+             "parameters": params},
             indent=2,
         )
     )

@@ -9,17 +9,11 @@ from typing import Any
 import pytest
 import torch
 
-from tests.agents.conftest import tiny_model
 from turngym.trainers.archer.trainer import ArcherTrainer, load_offline_episodes
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.table import read_parquet
 
 ENV = {"id": "turngym/GuessNumber-v0", "kwargs": {"low": 1, "high": 16}, "max_turns": 6}
-
-
-@pytest.fixture(scope="module")
-def gn_model() -> Path:
-    return tiny_model("gn-nano", size="nano", tokenizer="task:guess_number")
 
 
 def make_cfg(run_dir: Path, model: Path, *, iterations: int = 1, eval_every: int = 0, **archer: Any) -> TrainConfig:
