@@ -18,8 +18,8 @@ row's generator), so a seeded row samples what ``torch.multinomial(p, 1, generat
 whatever else is in the batch.
 
 Prefix KV reuse (``prefix_cache=True``): a conversation only appends, so turn t+1's prompt starts
-with turn t's prompt and reply. After a batch, each row's KV (prompt + reply, less the last sampled
-token, which was never fed with its own attention) is kept, keyed by its token sequence; a later
+with turn t's prompt and reply. After a batch, each row's KV (the prompt and the reply tokens that
+were fed: not the last sampled token nor the forced ones after it) is kept, keyed by its token sequence; a later
 request whose prompt starts with a kept sequence prefills only the rest on top of it. A batch
 mixes cached lengths and new lengths: its KV is laid out per row as [pad | cached KV | pad | new
 tokens], with a 2D attention mask that has a hole between the two parts and per-row position ids
@@ -366,8 +366,8 @@ class HFBackend(Backend):
         return layers
 
     def _keep(self, batch: list[_Request], cache: Any, attn: Any, version: int) -> None:
-        """Keep each row's KV under its tokens: the prompt and the reply less its last token (fed
-        masked or not at all, so its KV is not the one a later forward pass would compute)."""
+        """Keep each row's KV under its tokens: the prompt and the reply tokens fed to the model (the
+        last sampled token and the forced ones after it never were)."""
         mask = attn.to(cache.layers[0].keys.device).bool()
         kept = []
         for i, r in enumerate(batch):
