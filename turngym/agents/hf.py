@@ -288,64 +288,47 @@ class HFBackend(Backend):
                 if hit is not None:
                     self._prefixes.discard(hit.tokens)
         cached = [len(h.tokens) if h is not None else 0 for h in hits]
-        new = [len(r.prompt) - c for r, c in zip(batch, cached, strict=True)]
         c_max = max(cached)
+        self.stats["prefilled"] += sum(len(r.prompt) - c for r, c in zip(batch, cached, strict=True))
+        self.stats["reused"] += sum(cached)
         gens = [_generator(r.seed) for r in batch]
         steps = max(r.sampling.max_new_tokens for r in batch)
         # jump-forward: the tokens a constraint allows alone are taken without a forward pass and
         # fed with the next chunk ("[" before a guess, "]" and the end-of-turn token after it)
         for r in batch:
             self._force(r)
-        chunks = [r.prompt[c:] + r.ids for r, c in zip(batch, cached, strict=True)]
-        n_max = max(len(x) for x in chunks)
-        # per row: [pad | cached KV (c) | pad | new tokens (n)]; positions of the new tokens c..c+n-1
-        ids = torch.full((len(batch), n_max), self.pad_id, dtype=torch.long)
-        attn = torch.zeros((len(batch), c_max + n_max), dtype=torch.long)
-        pos = torch.zeros((len(batch), n_max), dtype=torch.long)
-        for i, (x, c) in enumerate(zip(chunks, cached, strict=True)):
-            n = len(x)
-            ids[i, n_max - n :] = torch.tensor(x)
-            attn[i, c_max - c : c_max] = 1
-            attn[i, c_max + n_max - n :] = 1
-            pos[i, n_max - n :] = torch.arange(c, c + n)
-        nxt_pos = [c + len(x) for c, x in zip(cached, chunks, strict=True)]
-        self.stats["prefilled"] += sum(new)
-        self.stats["reused"] += sum(cached)
+        # per row: [pad | cached KV (c) | then each forward pass's chunk, right-aligned after its pad]
+        attn = torch.zeros((len(batch), c_max), dtype=torch.long)
+        for i, c in enumerate(cached):
+            attn[i, c_max - c :] = 1
+        nxt_pos = list(cached)  # the position of each row's next fed token
+        chunks = [r.prompt[c:] + r.ids for r, c in zip(batch, cached, strict=True)]  # the prefill
+        ran = False
         with torch.inference_mode():
             # one buffer per layer, as wide as the batch will grow: no concatenation per forward pass
-            width = c_max + n_max + steps
+            width = c_max + max(len(x) for x in chunks) + steps
             cache = _buffered_cache(self._past(hits, c_max, width) if c_max else None, c_max, width)
-            out = None
-            ran = not all(r.done for r in batch)
-            if ran:
-                out = self.model(
-                    input_ids=ids.to(dev), attention_mask=attn.to(dev), position_ids=pos.to(dev),
-                    past_key_values=cache, use_cache=True, logits_to_keep=1,
-                )
-                for r in batch:
-                    r.fed = len(r.ids)
-            while out is not None:
-                self._sample(batch, out.logits[:, -1, :].float(), gens)
-                if all(r.done for r in batch):
-                    break
-                # each unfinished row feeds what it took since its last forward pass (right-aligned)
-                chunks = [[] if r.done else r.ids[r.fed :] for r in batch]
+            while not all(r.done for r in batch):
                 w = max(len(x) for x in chunks)
                 ids = torch.full((len(batch), w), self.pad_id, dtype=torch.long)
                 step_attn = torch.zeros((len(batch), w), dtype=torch.long)
                 pos = torch.zeros((len(batch), w), dtype=torch.long)
-                for i, (r, x) in enumerate(zip(batch, chunks, strict=True)):
+                for i, x in enumerate(chunks):
                     if x:
                         ids[i, w - len(x) :] = torch.tensor(x)
                         step_attn[i, w - len(x) :] = 1
                         pos[i, w - len(x) :] = torch.arange(nxt_pos[i], nxt_pos[i] + len(x))
                         nxt_pos[i] += len(x)
-                        r.fed = len(r.ids)
+                        batch[i].fed = len(batch[i].ids)
                 attn = torch.cat([attn, step_attn], dim=1)
                 out = self.model(
                     input_ids=ids.to(dev), attention_mask=attn.to(dev), position_ids=pos.to(dev),
                     past_key_values=cache, use_cache=True, logits_to_keep=1,
                 )
+                ran = True
+                self._sample(batch, out.logits[:, -1, :].float(), gens)
+                # each unfinished row feeds what it took since its last forward pass
+                chunks = [[] if r.done else r.ids[r.fed :] for r in batch]
             if self._prefixes is not None and ran:
                 self._keep(batch, cache, attn, version)
 
