@@ -162,9 +162,7 @@ class Conversation:
         if not self.tokens:
             self.messages.extend(new)
             key = json.dumps([self.chat_template, self.tools, self.messages], sort_keys=True, default=str)
-            self._prompt_render, ids = _memoised(
-                self.tokenizer, key, lambda: (text := self._render(self.messages, generation_prompt=True), self._encode(text))
-            )
+            self._prompt_render, ids = _memoised(self.tokenizer, key, self._prompt)
             return self._append("prompt", ids, 0)
         if not self.messages or self.messages[-1]["role"] != "assistant":
             raise TemplateError("add_observation after an observation: add the reply first (add_reply)")
@@ -175,6 +173,11 @@ class Conversation:
         self._prompt_render, ids = _memoised(self.tokenizer, key, lambda: self._suffix(base, new))
         self.messages.extend(new)
         return self._append("observation", ids, 0)
+
+    def _prompt(self) -> tuple[str, list[int]]:
+        """The render of the first messages with the generation prompt, and its ids."""
+        text = self._render(self.messages, generation_prompt=True)
+        return text, self._encode(text)
 
     def _suffix(self, base: list[dict[str, Any]], new: list[dict[str, Any]]) -> tuple[str, list[int]]:
         """The full render with ``new`` and the generation prompt, and the ids of what it adds."""
