@@ -120,6 +120,8 @@ class Conversation:
         self._last_eos: int | None = None  # the EOS id that ended the last reply, if any
         #: the template's render (replies as placeholders) up to the current generation prompt
         self._prompt_render = ""
+        #: the memo key of that render: the first messages' JSON, then each observation's, chained
+        self._key = ""
 
     # -- rendering ------------------------------------------------------------------------------
     def _render(self, messages: list[dict[str, Any]], *, generation_prompt: bool) -> str:
@@ -161,16 +163,18 @@ class Conversation:
         new = [template_message(m) for m in messages]
         if not self.tokens:
             self.messages.extend(new)
-            key = json.dumps([self.chat_template, self.tools, self.messages], sort_keys=True, default=str)
-            self._prompt_render, ids = _memoised(self.tokenizer, key, self._prompt)
+            self._key = json.dumps([self.chat_template, self.tools, self.messages], sort_keys=True, default=str)
+            self._prompt_render, ids = _memoised(self.tokenizer, self._key, self._prompt)
             return self._append("prompt", ids, 0)
         if not self.messages or self.messages[-1]["role"] != "assistant":
             raise TemplateError("add_observation after an observation: add the reply first (add_reply)")
-        base = self._placeholders(self.messages)
         # the suffix depends only on the placeholder conversation (and the EOS the reply ended with):
-        # episodes of one game repeat those a lot, so renders and encodings are memoised per tokenizer
-        key = json.dumps([self.chat_template, self.tools, base, new, self._last_eos], sort_keys=True, default=str)
-        self._prompt_render, ids = _memoised(self.tokenizer, key, lambda: self._suffix(base, new))
+        # episodes of one game repeat those a lot, so renders and encodings are memoised per tokenizer.
+        # The key chains the previous one (a reply placeholder sits between observations) with this
+        # observation's JSON, which never holds a NUL: no JSON of the whole conversation per turn.
+        key = self._key + "\0" + json.dumps([new, self._last_eos], sort_keys=True, default=str)
+        self._prompt_render, ids = _memoised(self.tokenizer, key, lambda: self._suffix(self._placeholders(self.messages), new))
+        self._key = key
         self.messages.extend(new)
         return self._append("observation", ids, 0)
 
