@@ -197,9 +197,26 @@ def test_canonical_constraint_samples_the_tokenizers_own_tokenization_and_trains
     torch.testing.assert_close(mine[mask], batch["old_logprobs"][mask], atol=1e-4, rtol=0)
 
 
-def test_scheduled_lr_is_constant_or_decays_linearly_to_zero():
+def test_scheduled_lr_is_constant_linear_or_constant_then_linear():
     from turngym.trainers.update import scheduled_lr
 
     assert [scheduled_lr(OptimConfig(lr=1.0), k, 4) for k in (1, 4)] == [1.0, 1.0]
     linear = OptimConfig(lr=2.0, lr_schedule="linear")
     assert [scheduled_lr(linear, k, 4) for k in (1, 2, 3, 4)] == [2.0, 1.5, 1.0, 0.5]
+    wsd = OptimConfig(lr=2.0, lr_schedule="wsd", lr_decay_fraction=0.5)
+    assert [scheduled_lr(wsd, k, 4) for k in (1, 2, 3, 4)] == [2.0, 2.0, 2.0, 1.0]
+
+
+def test_torch_threads_sets_the_count_inside_the_block_and_restores_it():
+    from turngym.trainers.update import torch_threads
+
+    before = torch.get_num_threads()
+    inside = 2 if before != 2 else 1
+    with torch_threads(inside):
+        assert torch.get_num_threads() == inside
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), torch_threads(inside):
+        raise RuntimeError("the update failed")
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before

@@ -126,6 +126,9 @@ class TrainConfig(_Frozen):
     #: torch intra-op threads (None: torch's default, one per core). Tiny models gain nothing from
     #: threads, and on a busy machine their spin-waits make rollouts several times slower: use 1.
     torch_threads: int | None = Field(None, ge=1)
+    #: torch intra-op threads during the policy update (None: as torch_threads). The rollout engine
+    #: and the update take turns, so the update's larger matmuls can use every core.
+    update_threads: int | None = Field(None, ge=1)
 
     @field_validator("algorithm", mode="before")
     @classmethod

@@ -48,7 +48,7 @@ from turngym.trainers.rollout import (
 )
 from turngym.trainers.run import RunDir, capture_rng, restore_rng
 from turngym.trainers.table import TurnTable, write_parquet
-from turngym.trainers.update import make_optimizer, policy_update, scheduled_lr
+from turngym.trainers.update import make_optimizer, policy_update, scheduled_lr, torch_threads
 
 __all__ = ["OnPolicyTrainer", "iteration_seed", "load_policy"]
 
@@ -221,11 +221,12 @@ class OnPolicyTrainer:
             record["lr"] = scheduled_lr(cfg.optim, k, cfg.iterations)
             for group in self.optimizer.param_groups:
                 group["lr"] = record["lr"]
-            stats = policy_update(
-                self.model, self.optimizer, table, adv, optim=cfg.optim, loss=cfg.loss, device=self.device,
-                ref_model=self.ref, fsm_states=states, allowed=allowed, generator=self.generator,
-                pad_id=int(getattr(backend.tokenizer, "pad_token_id", None) or 0),
-            )
+            with torch_threads(cfg.update_threads):
+                stats = policy_update(
+                    self.model, self.optimizer, table, adv, optim=cfg.optim, loss=cfg.loss, device=self.device,
+                    ref_model=self.ref, fsm_states=states, allowed=allowed, generator=self.generator,
+                    pad_id=int(getattr(backend.tokenizer, "pad_token_id", None) or 0),
+                )
             record.update({f"update/{n}": v for n, v in stats.items()})
             record["adv_abs_mean"] = float(np.abs(adv.turn).mean()) if len(adv.turn) else 0.0
             record["kept_episodes"] = int(adv.keep.sum())

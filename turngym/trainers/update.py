@@ -20,7 +20,9 @@ On CUDA the forward pass runs under bf16 autocast (``autocast="auto"``); on CPU 
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -32,7 +34,7 @@ from turngym.trainers.constraint import mask_disallowed
 from turngym.trainers.losses import LossConfig, policy_loss
 from turngym.trainers.table import TurnTable, collate_episodes
 
-__all__ = ["OptimConfig", "make_optimizer", "policy_update", "scheduled_lr", "sequence_logprobs"]
+__all__ = ["OptimConfig", "make_optimizer", "policy_update", "scheduled_lr", "sequence_logprobs", "torch_threads"]
 
 
 class OptimConfig(BaseModel):
@@ -40,8 +42,11 @@ class OptimConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     lr: float = Field(1e-6, gt=0)
-    #: "linear": lr decays linearly to 0 over the run's iterations (CleanRL's ``anneal_lr``)
-    lr_schedule: Literal["constant", "linear"] = "constant"
+    #: "linear": lr decays linearly to 0 over the run's iterations (CleanRL's ``anneal_lr``);
+    #: "wsd": constant, then linear to 0 over the last ``lr_decay_fraction`` of them (warmup-stable-
+    #: decay without the warmup, transformers' ``get_wsd_schedule``)
+    lr_schedule: Literal["constant", "linear", "wsd"] = "constant"
+    lr_decay_fraction: float = Field(0.2, gt=0, le=1)
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = Field(0.0, ge=0)
     #: max global grad norm (0: no clipping)
@@ -62,9 +67,26 @@ class OptimConfig(BaseModel):
 def scheduled_lr(cfg: OptimConfig, iteration: int, iterations: int) -> float:
     """The learning rate of iteration ``iteration`` (1-based) of ``iterations``: a function of k only,
     so a resumed run replays it exactly."""
+    done = (iteration - 1) / iterations
     if cfg.lr_schedule == "linear":
-        return cfg.lr * (1.0 - (iteration - 1) / iterations)
+        return cfg.lr * (1.0 - done)
+    if cfg.lr_schedule == "wsd":
+        return cfg.lr * min(1.0, (1.0 - done) / cfg.lr_decay_fraction)
     return cfg.lr
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` inside the block (None: unchanged), restored after."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:

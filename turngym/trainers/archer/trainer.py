@@ -85,6 +85,7 @@ from turngym.trainers.rollout import (
 )
 from turngym.trainers.run import RunDir, capture_rng, restore_rng
 from turngym.trainers.table import TurnTable, read_parquet, write_parquet
+from turngym.trainers.update import torch_threads
 
 __all__ = ["ArcherTrainer", "Sampled", "load_offline_episodes", "sample_utterances", "table_episodes"]
 
@@ -504,10 +505,12 @@ class ArcherTrainer:
             episodes = await self.collect(it)
             record.update(summarize(episodes), episodes=len(episodes))
         t1 = time.perf_counter()
-        record.update(self.critic_phase())
+        with torch_threads(self.cfg.update_threads):
+            record.update(self.critic_phase())
         t2 = time.perf_counter()
         if it > self.acfg.warmup_iterations:
-            record.update(self.actor_phase())
+            with torch_threads(self.cfg.update_threads):
+                record.update(self.actor_phase())
             self._synced = False
             if self.acfg.mode == "online":
                 record["probe_diff"] = await self.sync()
