@@ -32,7 +32,7 @@ AGGREGATION = {
 }
 
 
-def run_one(algorithm: str, seed: int, iterations: int, every: int) -> dict:
+def run_one(algorithm: str, seed: int, iterations: int, every: int, overrides: list[str]) -> dict:
     from turngym.core.config import load_config
     from turngym.trainers.config import TrainConfig
     from turngym.trainers.onpolicy import OnPolicyTrainer
@@ -54,6 +54,7 @@ def run_one(algorithm: str, seed: int, iterations: int, every: int) -> dict:
             f"eval.every={every}",
             "checkpoint.every=0",
             "tensorboard=false",
+            *overrides,
         ],
     )
     t0 = time.perf_counter()
@@ -64,6 +65,7 @@ def run_one(algorithm: str, seed: int, iterations: int, every: int) -> dict:
     return {
         "algorithm": algorithm,
         "seed": seed,
+        "overrides": list(overrides),
         "seconds": seconds,
         "evals": evals,
         "final": evals[-1]["success"],
@@ -80,6 +82,14 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS))
     ap.add_argument("--out", type=Path, default=REPO / "perf" / "results")
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="one more config override for every run (e.g. update_threads=1 when runs share the machine)",
+    )
     ap.add_argument(
         "--runs-only",
         action="store_true",
@@ -105,7 +115,7 @@ def main() -> None:
         for algorithm in args.algorithms:
             for seed in args.seeds:
                 print(f"{algorithm} seed {seed} ...", flush=True)
-                results.append(run_one(algorithm, seed, args.iterations, args.every))
+                results.append(run_one(algorithm, seed, args.iterations, args.every, args.overrides))
                 r = results[-1]
                 print(
                     f"  final eval success {r['final']:.3f}, episodes to 0.9: {r['episodes_to_0.9']}, {r['seconds']:.0f} s",
@@ -139,15 +149,18 @@ def main() -> None:
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(args.out / "learning_curves.png", dpi=110)
+    sets = "".join(f" --set {o}" for o in dict.fromkeys(o for r in results for o in r.get("overrides", [])))
     lines = [
         "# Learning curves: grpo, flow_grpo, mt_grpo, gigpo",
         "",
-        f"`.venv/bin/python perf/learning_curves.py --iterations {args.iterations} --every {args.every} "
-        f"--seeds {' '.join(map(str, args.seeds))}` (the algorithms run in parallel with --runs-only, then --merge): the "
-        "quickstart task and model, only the algorithm (and its paper's loss aggregation) changed; same budget of "
-        "iterations x 16 groups x 8 episodes; held-out eval on 64 "
-        "secrets, greedy. The runs of one invocation go one after another; runs started at the same time share the "
-        "2-core machine, so their wall times are not the demo's.",
+        (
+            f"`.venv/bin/python perf/learning_curves.py --iterations {args.iterations} --every {args.every} "
+            f"--seeds {' '.join(map(str, args.seeds))}{sets}` (the algorithms run in parallel with --runs-only, then --merge): the "
+            "quickstart task and model, only the algorithm (and its paper's loss aggregation) changed; same budget of "
+            "iterations x 16 groups x 8 episodes; held-out eval on 64 "
+            "secrets, greedy. The runs of one invocation go one after another; runs started at the same time share the "
+            "2-core machine, so their wall times are not the demo's."
+        ),
         "",
         "![learning curves](learning_curves.png)",
         "",
