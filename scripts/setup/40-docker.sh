@@ -19,9 +19,7 @@ fi
 # 2. the base image, from the Debian mirror apt is configured with.
 BASE=${TURNGYM_BASE_IMAGE:-turngym/base:bookworm}
 if ! docker image inspect "$BASE" >/dev/null 2>&1; then
-  mirror=$(grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list.d/ /etc/apt/sources.list 2>/dev/null \
-           | grep -v security | head -n1 | tr -d ' ')
-  mirror=${mirror:-http://deb.debian.org/debian}
+  mirror=$(debian_mirror)
   echo "building $BASE from $mirror (debootstrap, about a minute)"
   root=$(mktemp -d /tmp/turngym-rootfs.XXXXXX)
   trap 'rm -rf "$root"' EXIT
