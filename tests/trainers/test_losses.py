@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from turngym.trainers.critic import ValueHead, value_loss
+from turngym.trainers.value_head import ValueHead, value_loss
 from turngym.trainers.losses import (
     AGGREGATIONS,
     LossConfig,

@@ -9,7 +9,7 @@ A critic V gives a value at every token; e_t is the last action token of turn t.
   GAE(gamma, lambda) runs over the turn's action tokens (no value after the turn's last token)
 - the token advantages are whitened over all action tokens; value targets = unwhitened A + V.
 
-The values come from ``turngym.trainers.critic`` (collate, run the critic, ``uncollate`` to the flat
+The values come from ``turngym.trainers.value_head`` (collate, run the critic, ``uncollate`` to the flat
 stream). ``group_key`` is used only by filters: this estimator needs no groups.
 """
 
