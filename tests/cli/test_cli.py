@@ -30,7 +30,7 @@ def test_envs_list_and_info():
     r = turngym("envs", "info", "turngym/GuessNumber-v0")
     assert r.returncode == 0 and "guess_number:GuessNumberEnv" in r.stdout and "can run here" in r.stdout
     r = turngym("envs", "info", "turngym/GuesNumber-v0")
-    assert r.returncode == 1 and "Did you mean 'turngym/GuessNumber-v0'" in r.stderr
+    assert r.returncode == 2 and "Did you mean 'turngym/GuessNumber-v0'" in r.stderr  # a user's mistake: exit 2
 
 
 def test_envs_check():
@@ -63,9 +63,9 @@ def test_eval_set_overrides_and_bad_values(tmp_path):
     assert "seed: 5" in cfg and "episodes: 2" in cfg
     assert len((out / "episodes.jsonl").read_text().splitlines()) == 2
     r = turngym("eval", "--suite", "smoke", "--agent", "random", "--set", "concurrency=zero", "--out", str(out))
-    assert r.returncode == 1 and "concurrency" in r.stderr and "--set" in r.stderr
+    assert r.returncode == 2 and "concurrency" in r.stderr and "--set" in r.stderr
     r = turngym("eval", "--suite", "nosuch", "--agent", "random")
-    assert r.returncode == 1 and "shipped suites are" in r.stderr and "smoke" in r.stderr
+    assert r.returncode == 2 and "shipped suites are" in r.stderr and "smoke" in r.stderr
 
 
 def test_play_with_piped_input():
