@@ -5,15 +5,23 @@
 set -euo pipefail
 source scripts/setup/lib.sh
 
-# 1. dockerd: start one only if none answers; detached so it outlives this script.
+# 1. dockerd: start one only if none runs; wait until it answers. Only `docker info` is asked (never
+# `docker version` parsed): a newer CLI (say 28 in /usr/local/bin) negotiates the API down to an older
+# Debian dockerd. ROOT (tests only) stands for / in the paths of the pid and log files.
+ROOT=${SETUP_ROOT:-}
 if ! docker info >/dev/null 2>&1; then
-  echo "starting dockerd"
-  # a dockerd killed with its session leaves pid files that would stop a new one from starting
-  if ! pgrep -x dockerd >/dev/null; then rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid; fi
-  mkdir -p /var/log
-  setsid nohup dockerd --bridge=none --iptables=false >/var/log/turngym-dockerd.log 2>&1 < /dev/null &
+  if pgrep -x dockerd >/dev/null; then
+    echo "waiting for the running dockerd"
+  else
+    echo "starting dockerd"
+    # a dockerd killed with its session leaves pid files that would stop a new one from starting
+    rm -f "$ROOT"/var/run/docker.pid "$ROOT"/var/run/docker/containerd/containerd.pid
+    mkdir -p "$ROOT"/var/log
+    # detached so it outlives this script
+    setsid nohup dockerd --bridge=none --iptables=false >"$ROOT"/var/log/turngym-dockerd.log 2>&1 < /dev/null &
+  fi
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
-  docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/turngym-dockerd.log" >&2; exit 1; }
+  docker info >/dev/null 2>&1 || { echo "dockerd did not answer in 60 s; see $ROOT/var/log/turngym-dockerd.log" >&2; exit 1; }
 fi
 
 # 2. the base image, from the Debian mirror apt is configured with.
