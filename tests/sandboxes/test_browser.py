@@ -30,7 +30,7 @@ from turngym.sandboxes.browser import (
     reap_orphans,
     url_allowed,
 )
-from turngym.sandboxes.browser_actions import BrowserAction
+from turngym.sandboxes.browser.actions import BrowserAction
 
 pytestmark = pytest.mark.browser
 

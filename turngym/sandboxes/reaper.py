@@ -36,7 +36,9 @@ def _boot_id() -> str:
         return "unknown"
 
 
-def _start_ticks(pid: int) -> str | None:
+def start_ticks(pid: int) -> str | None:
+    """The start time of ``pid`` in clock ticks (field 22 of /proc/PID/stat), so a reused pid is not
+    mistaken for it; None if there is no such process."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[19]  # field 22, starttime
@@ -46,7 +48,7 @@ def _start_ticks(pid: int) -> str | None:
 
 def process_key(pid: int) -> str | None:
     """``boot id:start time`` of a live process, None if there is no such process."""
-    ticks = _start_ticks(pid)
+    ticks = start_ticks(pid)
     return f"{_boot_id()}:{ticks}" if ticks is not None else None
 
 

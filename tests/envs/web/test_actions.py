@@ -8,7 +8,7 @@ import pytest
 from turngym.core.errors import ActionError
 from turngym.core.types import Message, ToolCall
 from turngym.envs.web.actions import BrowserActions
-from turngym.sandboxes.browser_actions import BrowserAction
+from turngym.sandboxes.browser.actions import BrowserAction
 
 FMT = BrowserActions()
 

@@ -17,7 +17,7 @@ import numpy as np
 from turngym.core.actions import ActionFormat
 from turngym.core.errors import ActionError
 from turngym.core.types import Action, Message, ToolSpec, action_text
-from turngym.sandboxes.browser_actions import BrowserAction, ref_of
+from turngym.sandboxes.browser.actions import BrowserAction, ref_of
 
 #: name -> (parameters in order, description)
 ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from turngym.core.types import Observation
-from turngym.sandboxes.browser_a11y import Element
+from turngym.sandboxes.browser.a11y import Element
 
 Solver = Callable[[str, "Page"], Iterator[str]]
 
