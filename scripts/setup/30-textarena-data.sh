@@ -6,7 +6,7 @@
 set -euo pipefail
 source scripts/setup/lib.sh
 dest="$VENV/nltk_data"
-if stamp_ok textarena-data turngym/envs/adapters/nltk_data.py /usr/share/perl5/Lingua/EN/Tagger/words.yml \
+if stamp_ok textarena-data scripts/data/nltk_data.py /usr/share/perl5/Lingua/EN/Tagger/words.yml \
     && [ -f "$dest/corpora/words/en" ]; then exit 0; fi
-"$VENV/bin/python" -m turngym.envs.adapters.nltk_data "$dest"
-stamp_set textarena-data turngym/envs/adapters/nltk_data.py /usr/share/perl5/Lingua/EN/Tagger/words.yml
+"$VENV/bin/python" scripts/data/nltk_data.py "$dest"
+stamp_set textarena-data scripts/data/nltk_data.py /usr/share/perl5/Lingua/EN/Tagger/words.yml

@@ -196,17 +196,3 @@ def test_textarena_used_directly_still_draws_from_the_global_random():
     expected = random.Random(77).randint(1, 20)
     direct.reset(num_players=1)  # no seed: TextArena draws from the global stream, as without turngym
     assert direct.state.game_state["game_number"] == expected
-
-
-def test_nltk_data_builder_picks_the_most_frequent_tag_and_frequent_basic_words(tmp_path):
-    from turngym.envs.adapters import nltk_data
-
-    yml = tmp_path / "words.yml"
-    yml.write_text('--- #YAML:1.0\n"the": { det: 900 }\ndog: { nn: 10, vb: 2 }\nrun: { vb: 7, nn: 3 }\n"\'s": { pos: 5 }\n')
-    lexicon = nltk_data.read_lexicon(yml)
-    weights, tagdict, classes = nltk_data.tagger_params(lexicon)
-    assert tagdict == {"the": "DT", "dog": "NN", "run": "VB", "'s": "POS"}
-    assert weights == {"bias": {"NN": 1.0}} and "DT" in classes
-    assert nltk_data.basic_words(lexicon, {"the", "dog", "run"}, n=2) == ["dog", "the"]  # 900 and 12 uses beat 10
-    with pytest.raises(FileNotFoundError, match="liblingua-en-tagger-perl"):
-        nltk_data.read_lexicon(tmp_path / "missing.yml")

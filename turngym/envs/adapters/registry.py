@@ -1,7 +1,7 @@
 """Registration of the adapter envs: every TextArena game as ``textarena/<TextArena id>``.
 
 The list of games, their player counts and why some cannot run here is a data file,
-``textarena_games.json``, written by ``python -m turngym.envs.adapters.probe_textarena`` (which plays
+``textarena_games.json``, written by ``scripts/data/probe_textarena.py`` (which plays
 each game), so registering imports nothing of TextArena. One turngym id per TextArena id, difficulty
 variants included (``textarena/Sudoku-v0-hard``); TextArena's ``-raw`` and ``-train`` twins are not
 registered: they are the same game behind other TextArena observation wrappers, and the adapter

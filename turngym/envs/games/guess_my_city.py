@@ -1,6 +1,6 @@
 """Guess My City: find the hidden city by asking yes/no questions about it (ArCHer, LMRL-Gym).
 
-141 cities ship with the package (``data/cities.json``, made by ``data/make_cities.py``): country,
+141 cities ship with the package (``data/cities.json``, made by ``scripts/data/make_cities.py``): country,
 continent, national capital or not, on the sea coast or not, approximate metropolitan population and
 rounded coordinates. The rule-based oracle answers these question forms (listed in the prompt):
 

@@ -1,7 +1,7 @@
 """Twenty Questions: find the hidden object by asking about its attributes (ArCHer, LMRL-Gym).
 
 The ontology ships with the package (``data/twenty_questions.json``, made by
-``data/make_twenty_questions.py``): 150 common objects, each with a yes/no answer to each of 61
+``scripts/data/make_twenty_questions.py``): 150 common objects, each with a yes/no answer to each of 61
 attribute questions ("Is it alive?", "Can it fly?", ...); no two objects share all answers. The
 oracle is rule-based: it answers from the table. Actions, reward and the expert: ``questions.py``
 (-1 per turn, 0 for the right guess, at most 20 turns).

@@ -9,7 +9,7 @@ the guess that does, so the return is minus the number of failed guesses. A gues
 5-letter word of the list is an invalid action (penalty -1, LMRL-Gym's ``bad_word_reward``) and
 does not use up a guess. ``info["success"]`` is True when the word is found within the guesses.
 
-Words ship with the package (``data/wordle_*.txt``, made by ``data/make_wordle_lists.py`` from the
+Words ship with the package (``data/wordle_*.txt``, made by ``scripts/data/make_wordle_lists.py`` from the
 ``english-words`` and ``wordfreq`` packages): 3,686 allowed guesses; the hidden word is drawn from
 the 1,347 most common of them.
 

@@ -11,7 +11,7 @@ TextArena calls ``nltk.download`` for two resources, which needs a host this mac
   ``liblingua-en-tagger-perl`` to its most frequent tag, and the only weight is a bias towards
   ``NN`` for unknown words.
 
-    python -m turngym.envs.adapters.nltk_data [DEST]     # DEST defaults to <venv>/nltk_data
+    .venv/bin/python scripts/data/nltk_data.py [DEST]     # DEST defaults to <venv>/nltk_data
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def build(dest: Path) -> None:
     (words_dir / "en").write_text("\n".join(web2) + "\n", encoding="ascii")
     (words_dir / "en-basic").write_text("\n".join(basic_words(lexicon, set(web2))) + "\n", encoding="ascii")
     (words_dir / "README").write_text(
-        "Built offline by turngym (turngym/envs/adapters/nltk_data.py): en = web2 from the english-words "
+        "Built offline by turngym (scripts/data/nltk_data.py): en = web2 from the english-words "
         "package; en-basic = the 850 most frequent words of the Lingua::EN::Tagger lexicon found in web2.\n"
     )
     tagger_dir = dest / "taggers" / "averaged_perceptron_tagger_eng"

@@ -1,5 +1,8 @@
 """Builds wordle_guesses.txt and wordle_answers.txt (run once, offline, in a scratch virtualenv with
-``pip install english-words wordfreq``; neither package is needed at run time).
+``pip install english-words wordfreq``; neither package is needed at run time). It writes into the
+current directory, so run it in the data directory:
+
+    cd turngym/envs/games/data && python ../../../../scripts/data/make_wordle_lists.py
 
 Wordle lists: guesses = 5-letter lower-case words of english-words' web2 and gcide (no proper nouns) that
 wordfreq knows (zipf >= 2.0); answers = the most frequent of them (zipf >= 3.3, no plural/-ed forms, no word that is also a capitalised name in web2)."""

@@ -6,9 +6,9 @@ finds the smallest player count whose reset works, checks that equal seeds give 
 hashes, and plays random moves for up to ``--steps`` turns. A game that fails any of that is
 listed with the reason; ``register_adapters`` registers it as unavailable.
 
-    python -m turngym.envs.adapters.probe_textarena            # rewrite the data file
-    python -m turngym.envs.adapters.probe_textarena --only Wordle-v0 TicTacToe-v0 --print
-    python -m turngym.envs.adapters.probe_textarena --only Wordle-v0-hardcore --update   # re-probe some
+    .venv/bin/python scripts/data/probe_textarena.py            # rewrite the data file
+    .venv/bin/python scripts/data/probe_textarena.py --only Wordle-v0 TicTacToe-v0 --print
+    .venv/bin/python scripts/data/probe_textarena.py --only Wordle-v0-hardcore --update   # re-probe some
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-DATA = Path(__file__).with_name("textarena_games.json")
+#: the data file the adapter registry reads, inside the package
+DATA = Path(__file__).resolve().parents[2] / "turngym" / "envs" / "adapters" / "textarena_games.json"
 MAX_PLAYERS = 8
 
 

@@ -1,4 +1,8 @@
-"""Builds cities.json (python make_cities.py cities.json): ~140 cities with country, continent, national-capital and sea-coast flags,
+"""Builds turngym/envs/games/data/cities.json (Guess My City):
+
+    .venv/bin/python scripts/data/make_cities.py turngym/envs/games/data/cities.json
+
+~140 cities with country, continent, national-capital and sea-coast flags,
 approximate metropolitan population (millions) and approximate coordinates. Hand-written facts."""
 import json, sys
 E, AS, AF, NA, SA, OC = "Europe", "Asia", "Africa", "North America", "South America", "Oceania"

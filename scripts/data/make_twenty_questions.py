@@ -1,4 +1,6 @@
-"""Builds twenty_questions.json: python make_twenty_questions.py twenty_questions.json
+"""Builds turngym/envs/games/data/twenty_questions.json (Twenty Questions):
+
+    .venv/bin/python scripts/data/make_twenty_questions.py turngym/envs/games/data/twenty_questions.json
 
 Hand-written facts: each object lists the questions answered yes; every other question is answered no."""
 import json, sys, collections
