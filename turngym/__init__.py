@@ -4,20 +4,40 @@
     env = turngym.make("turngym/GuessNumber-v0")
     obs, info = env.reset(seed=0)
     obs, reward, terminated, truncated, info = env.step("[8]")
+
+The public API is ``__all__`` (tests/test_public_api.py holds it to an exact list); every exception
+turngym raises on purpose is here, in the tree drawn in ``turngym.core.errors``.
 """
 
 from turngym.core.env import TurnEnv
-from turngym.core.errors import ActionError, EnvUnavailable, RegistryError, TurngymError
+from turngym.core.errors import (
+    ActionError,
+    BackendError,
+    CheckFailed,
+    ConfigError,
+    EnvUnavailable,
+    RegistryError,
+    SandboxError,
+    StaleWeightsError,
+    TemplateError,
+    TurngymError,
+)
 from turngym.core.registry import env_info, list_envs, make, register
 from turngym.core.types import Episode, Message, Observation, ToolCall, ToolSpec, Turn
 
 __all__ = [
     "ActionError",
+    "BackendError",
+    "CheckFailed",
+    "ConfigError",
     "EnvUnavailable",
     "Episode",
     "Message",
     "Observation",
     "RegistryError",
+    "SandboxError",
+    "StaleWeightsError",
+    "TemplateError",
     "ToolCall",
     "ToolSpec",
     "Turn",

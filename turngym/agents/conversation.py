@@ -35,7 +35,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from turngym.core.errors import TurngymError
+from turngym.core.errors import TemplateError
 from turngym.core.types import Message
 
 __all__ = ["Conversation", "TemplateError"]
@@ -46,10 +46,6 @@ PLACEHOLDER = "x"
 MEMO_CHARS = 16_000_000
 
 SpanKind = Literal["prompt", "action", "observation"]
-
-
-class TemplateError(TurngymError, ValueError):
-    """A chat template whose renders cannot be turned into an append-only token stream."""
 
 
 class _RenderMemo:

@@ -28,19 +28,15 @@ from typing import Any, Literal
 import gymnasium
 
 from turngym.agents.base import Policy
-from turngym.agents.hf import resolve_chat_template
 from turngym.agents.llm import Backend, Generation, LLMAgent
 from turngym.agents.sampling import SamplingConfig
-from turngym.core.errors import ConfigError
+from turngym.agents.templates import resolve_chat_template
+from turngym.core.errors import BackendError, ConfigError
 from turngym.core.types import Action, Episode, Observation
 
 __all__ = ["OpenAIAgent", "OpenAIBackend"]
 
 Mode = Literal["auto", "tokens", "text"]
-
-
-class BackendError(RuntimeError):
-    """A server answered with an error or with something the token contract cannot accept."""
 
 
 class OpenAIBackend(Backend):

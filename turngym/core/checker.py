@@ -21,13 +21,10 @@ from typing import Any
 import gymnasium
 import numpy as np
 
+from turngym.core.errors import CheckFailed
 from turngym.core.registry import make
 
 GARBAGE_ACTIONS = ("", "\x00 ]][[ not an action {{")
-
-
-class CheckFailed(AssertionError):
-    pass
 
 
 def check_registered_env(env_id: str, *, seeds: int = 6, steps: int = 5, max_episode_steps: int = 500) -> list[str]:

@@ -1,14 +1,39 @@
-"""turngym's exceptions, one tree:
+"""turngym's exceptions, one tree (every one is defined here; the modules that raise them import them):
 
-    TurngymError
-    ├── ActionError          an action that does not parse or is not allowed (never escapes ``step``)
-    ├── RegistryError        an unknown or broken env id
-    ├── EnvUnavailable       an env whose requirements are missing here (package, Docker, Chromium)
-    ├── ConfigError          a config or suite file that does not validate
-    └── SandboxError         a sandbox that cannot be created or stopped answering
+    TurngymError                 base of every error turngym raises on purpose
+    ├── ActionError              (ValueError) an action that does not parse or is not allowed (never escapes ``step``)
+    ├── RegistryError            (KeyError) an unknown or broken env id
+    ├── EnvUnavailable           (RuntimeError) an env whose requirements are missing here (package, Docker, Chromium)
+    ├── ConfigError              (ValueError) a config, suite or ``--set`` value that does not validate
+    ├── TemplateError            (ValueError) a chat template that cannot give an append-only token stream
+    ├── BackendError             (RuntimeError) a model server answered with an error or breaks the token contract
+    ├── StaleWeightsError        (RuntimeError) the rollout engine does not serve the weights just pushed to it
+    ├── CheckFailed              (AssertionError) an env failed one of ``turngym envs check``'s checks
+    └── SandboxError             (RuntimeError) a sandbox that cannot be created or stopped answering
 
-Every message names the value, the cause and the fix.
+The second base in parentheses keeps ``except ValueError`` (or ``RuntimeError``, ...) clauses working.
+Every message names the value, the cause and the fix. The command line exits with code 2 on
+``ConfigError`` and ``RegistryError`` (the user's input is wrong) and 1 on the others.
 """
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "ActionError",
+    "BackendError",
+    "CheckFailed",
+    "ConfigError",
+    "EnvUnavailable",
+    "RegistryError",
+    "SandboxError",
+    "StaleWeightsError",
+    "TemplateError",
+    "TurngymError",
+    "did_you_mean",
+]
 
 
 class TurngymError(Exception):
@@ -24,6 +49,8 @@ class ActionError(TurngymError, ValueError):
 
 
 class RegistryError(TurngymError, KeyError):
+    """An env id that is not registered (the message suggests close ids) or whose entry point is broken."""
+
     def __str__(self) -> str:  # KeyError quotes its message otherwise
         return str(self.args[0]) if self.args else ""
 
@@ -33,8 +60,31 @@ class EnvUnavailable(TurngymError, RuntimeError):
 
 
 class ConfigError(TurngymError, ValueError):
-    pass
+    """A config file, suite file or ``--set`` override that does not validate; the message names the key,
+    the value and the fix."""
+
+
+class TemplateError(TurngymError, ValueError):
+    """A chat template whose renders cannot be turned into an append-only token stream."""
+
+
+class BackendError(TurngymError, RuntimeError):
+    """A server answered with an error or with something the token contract cannot accept."""
+
+
+class StaleWeightsError(TurngymError, RuntimeError):
+    """The rollout engine does not serve the weights the trainer just pushed."""
+
+
+class CheckFailed(TurngymError, AssertionError):
+    """One check of ``turngym.core.checker`` failed; the message says what the env did."""
 
 
 class SandboxError(TurngymError, RuntimeError):
-    pass
+    """A sandbox (container, browser) that cannot be created or stopped answering."""
+
+
+def did_you_mean(value: object, choices: Iterable[str], *, n: int = 3, cutoff: float = 0.6) -> str:
+    """``" Did you mean 'flow_grpo'?"`` for the choices close to ``value``, or ``""`` where none is."""
+    close = difflib.get_close_matches(str(value), list(choices), n=n, cutoff=cutoff)
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

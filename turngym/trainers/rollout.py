@@ -21,7 +21,7 @@ import torch
 from turngym.agents.llm import Backend, LLMAgent
 from turngym.agents.runner import EpisodeTask, group_tasks, run_episodes
 from turngym.agents.sampling import TokenFSM, vocabulary
-from turngym.core.errors import ConfigError
+from turngym.core.errors import ConfigError, StaleWeightsError
 from turngym.core.types import Episode
 from turngym.trainers.config import EnvSpec, TrainConfig
 from turngym.trainers.losses import token_logprobs
@@ -41,10 +41,6 @@ __all__ = [
     "sync_weights",
     "train_tasks",
 ]
-
-
-class StaleWeightsError(RuntimeError):
-    """The rollout engine does not serve the weights the trainer just pushed."""
 
 
 def resolve_device(cfg: TrainConfig) -> torch.device:

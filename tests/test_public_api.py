@@ -1,0 +1,75 @@
+"""The names ``import turngym`` gives are exactly the ones we mean to keep stable."""
+
+from __future__ import annotations
+
+import inspect
+
+import turngym
+import turngym.core.errors as errors
+
+PUBLIC = [
+    "ActionError",
+    "BackendError",
+    "CheckFailed",
+    "ConfigError",
+    "EnvUnavailable",
+    "Episode",
+    "Message",
+    "Observation",
+    "RegistryError",
+    "SandboxError",
+    "StaleWeightsError",
+    "TemplateError",
+    "ToolCall",
+    "ToolSpec",
+    "Turn",
+    "TurnEnv",
+    "TurngymError",
+    "__version__",
+    "env_info",
+    "list_envs",
+    "make",
+    "register",
+]
+
+
+def test_all_is_exactly_the_public_api():
+    assert sorted(turngym.__all__) == sorted(PUBLIC)
+    assert len(set(turngym.__all__)) == len(turngym.__all__)
+
+
+def test_every_public_name_resolves():
+    for name in turngym.__all__:
+        assert getattr(turngym, name) is not None, name
+
+
+def _exceptions(module: object) -> dict[str, type[BaseException]]:
+    return {n: v for n, v in vars(module).items() if inspect.isclass(v) and issubclass(v, BaseException)}
+
+
+def test_every_exception_is_in_the_tree_and_exported():
+    defined = {n for n, v in _exceptions(errors).items() if v.__module__ == errors.__name__}
+    assert defined == set(errors.__all__) - {"did_you_mean"}
+    for name in defined:
+        cls = getattr(errors, name)
+        assert issubclass(cls, turngym.TurngymError), name
+        assert getattr(turngym, name) is cls, f"{name} is not exported from turngym"
+        assert name in errors.__doc__, f"{name} is missing from the tree drawn in turngym.core.errors"
+
+
+def test_secondary_bases_keep_old_except_clauses_working():
+    assert issubclass(turngym.StaleWeightsError, RuntimeError)
+    assert issubclass(turngym.BackendError, RuntimeError)
+    assert issubclass(turngym.ConfigError, ValueError)
+    assert issubclass(turngym.RegistryError, KeyError)
+    assert issubclass(turngym.CheckFailed, AssertionError)
+
+
+def test_the_modules_that_raise_them_use_the_same_classes():
+    from turngym.agents.conversation import TemplateError
+    from turngym.agents.openai import BackendError
+    from turngym.core.checker import CheckFailed
+    from turngym.trainers.rollout import StaleWeightsError
+
+    assert TemplateError is turngym.TemplateError and CheckFailed is turngym.CheckFailed
+    assert BackendError is turngym.BackendError and StaleWeightsError is turngym.StaleWeightsError
