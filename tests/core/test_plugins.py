@@ -26,9 +26,9 @@ def pip(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture
-def installed_plugin(tmp_path):
-    src = tmp_path / "plugin"
+@pytest.fixture(scope="module")
+def installed_plugin(tmp_path_factory):
+    src = tmp_path_factory.mktemp("plugin") / "plugin"
     shutil.copytree(DATA / "turngym_fixture_plugin", src)  # the build writes into the source tree
     r = pip("install", "--no-deps", "--no-build-isolation", str(src))
     assert r.returncode == 0, r.stderr
@@ -59,3 +59,17 @@ def test_an_installed_package_adds_its_env(installed_plugin):
     r = subprocess.run([str(TURNGYM), "envs", "check", "fixtureq7z/Parity-v0"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
 
+
+def test_gymnasium_make_finds_a_plugin_id_right_after_import_turngym(installed_plugin):
+    code = (
+        "import sys, turngym, gymnasium\n"
+        "assert 'tgfixture_q7z' not in sys.modules  # nothing loaded the plugin yet\n"
+        "env = gymnasium.make('fixtureq7z/Parity-v0')\n"
+        "obs, info = env.reset(seed=1)\n"
+        "obs, r, term, trunc, info = env.step('[odd]')\n"
+        "print(type(env).__name__, env.max_turns, term, gymnasium.spec('fixtureq7z/Parity-v0').id)\n"
+        "print(gymnasium.make('fixtureq7z/Parity-v0', max_episode_steps=4).max_turns)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["TurnLimit", "1", "True", "fixtureq7z/Parity-v0", "4"]

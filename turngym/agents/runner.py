@@ -31,9 +31,9 @@ import gymnasium
 from pydantic import BaseModel, ConfigDict, Field
 
 from turngym.agents.base import Agent
-from turngym.core.env import TurnEnv
 from turngym.core.registry import make
 from turngym.core.types import Episode, Message, Turn, _trusted
+from turngym.core.wrappers import aclose as _aclose
 from turngym.core.wrappers import areset, astep
 
 __all__ = ["EpisodeTask", "group_tasks", "run_episodes"]
@@ -366,15 +366,3 @@ class _State:
         self.phase = "env make"
         self.policy: Any = None
         self.turns: list[Turn] = []
-
-
-async def _aclose(env: gymnasium.Env) -> None:
-    """Close ``env`` from inside the event loop: through ``aclose`` where the env implements it
-    (its sync ``close`` would need a private event loop, not allowed inside a running one), else
-    through ``close`` (a sync env's own ``close`` releases its resources; ``TurnEnv.aclose`` is a no-op)."""
-    unwrapped = env.unwrapped
-    if isinstance(unwrapped, TurnEnv) and type(unwrapped).aclose is not TurnEnv.aclose:
-        fn = env.aclose if hasattr(env, "aclose") else unwrapped.aclose
-        await fn()
-    else:
-        env.close()

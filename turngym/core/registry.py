@@ -3,7 +3,13 @@
 ``register`` records an env with Gymnasium (so ``gymnasium.make`` works) and keeps its metadata
 (modality, sandbox, max turns, reward range, tags, description, scripted expert, requirements).
 Third-party packages add envs through the entry-point group ``turngym.envs``: each entry point is a
-callable that calls ``turngym.register``; they are loaded lazily on the first ``make`` or listing.
+callable that calls ``turngym.register``; they are loaded lazily on the first ``make`` or listing, by
+``turngym`` and by ``gymnasium.make``/``gymnasium.spec`` alike (an id gymnasium does not know loads them once).
+
+Gymnasium's habits hold for turngym ids: ``gymnasium.make(id, max_episode_steps=N)`` and
+``gymnasium.make(id, max_turns=N)`` both set the turn limit (the ``TurnLimit`` wrapper, never
+Gymnasium's ``TimeLimit``, which has no async API), as ``turngym.make`` does; registering an id again
+replaces it with a ``UserWarning`` naming the entry point it replaces.
 
 Nothing here imports an env's module: entry points are strings, imported at ``make``.
 """
@@ -106,39 +112,82 @@ def register(
         kwargs=dict(kwargs or {}),
         source=source,
     )
-    wrappers = ()
-    if max_turns is not None:
-        wrappers = (WrapperSpec("TurnLimit", "turngym.core.wrappers:TurnLimit", {"max_turns": max_turns}),)
-    if id in gymnasium.registry:
-        del gymnasium.registry[id]
+    previous: Any = _REGISTRY.get(id)
+    if previous is None:
+        previous = gymnasium.registry.get(id)
+    if previous is not None:
+        before = previous.entry_point if isinstance(previous, EnvInfo) else _entry_point_name(previous.entry_point)
+        warnings.warn(
+            f"{id!r} is registered again: {ep!r} replaces {before!r}. Use a new id (e.g. a higher version) "
+            "to keep both.",
+            UserWarning,
+            stacklevel=2,
+        )
+        gymnasium.registry.pop(id, None)  # gymnasium would log its own "Overriding" warning
     gymnasium.register(
         id=id,
-        entry_point=entry_point,
+        entry_point=_EnvCreator(entry_point),
         kwargs=dict(kwargs or {}),
         order_enforce=False,
         disable_env_checker=True,
-        additional_wrappers=wrappers,
+        # always there: it maps gymnasium.make's max_episode_steps onto the turn limit (see TurnLimit.apply)
+        additional_wrappers=(WrapperSpec("TurnLimit", "turngym.core.wrappers:apply_turn_limit", {"max_turns": max_turns}),),
     )
     _REGISTRY[id] = info
     return info
 
 
+def _entry_point_name(entry_point: Any) -> str:
+    if isinstance(entry_point, _EnvCreator):
+        entry_point = entry_point.entry_point
+    if isinstance(entry_point, str):
+        return entry_point
+    return f"{entry_point.__module__}:{entry_point.__qualname__}"
+
+
+class _EnvCreator:
+    """What gymnasium calls to build a turngym env: the registered entry point, minus ``max_turns``.
+
+    ``max_turns`` is not a constructor argument: gymnasium records it in ``env.spec.kwargs``, where the
+    ``TurnLimit`` wrapper that ``make`` adds next (``apply_turn_limit``) reads it.
+    """
+
+    def __init__(self, entry_point: str | Callable[..., Any]) -> None:
+        self.entry_point = entry_point
+
+    def load(self) -> Callable[..., Any]:
+        return load_object(self.entry_point) if isinstance(self.entry_point, str) else self.entry_point
+
+    @property
+    def metadata(self) -> dict[str, Any]:  # gymnasium.make reads the env class's render modes here
+        return getattr(self.load(), "metadata", {})
+
+    def __call__(self, **kwargs: Any) -> gymnasium.Env:
+        kwargs.pop("max_turns", None)
+        return self.load()(**kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _EnvCreator) and other.entry_point == self.entry_point
+
+    def __hash__(self) -> int:
+        return hash(_entry_point_name(self.entry_point))
+
+    def __repr__(self) -> str:
+        return _entry_point_name(self.entry_point)
+
+
 def make(id: str, **kwargs: Any) -> gymnasium.Env:
     """Create a registered env: ``turngym.make("turngym/Wordle-v0", max_invalid_actions=2)``.
 
-    Keyword arguments go to the env's constructor; ``max_turns=N`` overrides the turn limit.
+    Keyword arguments go to the env's constructor; ``max_turns=N`` (or Gymnasium's
+    ``max_episode_steps=N``) overrides the turn limit, ``max_turns=None`` removes it. The same
+    arguments work in ``gymnasium.make``; this adds the check that the env can run here.
     """
     info = env_info(id)
     reason = info.unavailable_reason()
     if reason:
         raise EnvUnavailable(f"{id} cannot run here: {reason}")
-    max_turns = kwargs.pop("max_turns", info.max_turns)
-    env = gymnasium.make(id, **kwargs)
-    if max_turns != info.max_turns:
-        from turngym.core.wrappers import TurnLimit
-
-        env = TurnLimit(env.unwrapped, max_turns) if max_turns else env.unwrapped
-    return env
+    return gymnasium.make(id, **kwargs)
 
 
 def env_info(id: str) -> EnvInfo:
@@ -182,6 +231,31 @@ def load_plugins() -> None:
                 "its envs are not registered. Fix or uninstall that package.",
                 stacklevel=2,
             )
+
+
+def _find_spec_loading_plugins(env_id: str) -> Any:
+    """gymnasium's id lookup, which first loads the ``turngym.envs`` entry points if ``env_id`` is unknown,
+    so ``gymnasium.make("plugin/Env-v0")`` works right after ``import turngym``."""
+    if not _plugins_loaded and env_id.rpartition(":")[2] not in gymnasium.registry:
+        load_plugins()
+    return _gymnasium_find_spec(env_id)
+
+
+def _hook_gymnasium_lookup() -> None:
+    """Route gymnasium's id lookup (``make``, ``make_vec``, ``spec``) through the plugin loading.
+    Costs nothing at import; where a gymnasium release lacks the hook point, the plugins load now."""
+    global _gymnasium_find_spec
+    from gymnasium.envs import registration
+
+    found = getattr(registration, "_find_spec", None)
+    if found is None:
+        load_plugins()
+    elif found is not _find_spec_loading_plugins:
+        _gymnasium_find_spec = found
+        registration._find_spec = _find_spec_loading_plugins
+
+
+_gymnasium_find_spec: Callable[[str], Any]
 
 
 def load_object(path: str) -> Any:
@@ -241,3 +315,6 @@ def _browser_missing() -> str | None:
     if not (shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")):
         return "no Chromium on PATH (apt-get install chromium)"
     return None
+
+
+_hook_gymnasium_lookup()

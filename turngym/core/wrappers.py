@@ -2,6 +2,9 @@
 
 A ``TurnWrapper`` subclass transforms results in ``on_reset`` / ``on_step``; the four entry points
 (``reset``, ``step``, ``areset``, ``astep``) all go through them, so one wrapper serves both APIs.
+
+``apply_turn_limit`` is the last step of ``gymnasium.make`` for every turngym id: it puts the
+``TurnLimit`` on, with the registered limit, ``max_turns=N`` or Gymnasium's ``max_episode_steps=N``.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from typing import Any
 
 import gymnasium
 
-from turngym.core.env import ResetResult, StepResult
+from turngym.core.env import ResetResult, StepResult, TurnEnv
 from turngym.core.types import Action, Observation
 
 
@@ -43,12 +46,14 @@ class TurnWrapper(gymnasium.Wrapper[Observation, Action, Observation, Action]):
             self.env.close()
 
 
-class TurnLimit(TurnWrapper):
-    """Truncate the episode after ``max_turns`` steps (Gymnasium's ``TimeLimit``, for both APIs)."""
+class TurnLimit(TurnWrapper, gymnasium.utils.RecordConstructorArgs):
+    """Truncate the episode after ``max_turns`` steps (Gymnasium's ``TimeLimit``, for both APIs).
+    It records its argument, so ``gymnasium.make(env.spec)`` makes the same env again."""
 
     def __init__(self, env: gymnasium.Env, max_turns: int) -> None:
         if max_turns < 1:
             raise ValueError(f"max_turns must be >= 1, got {max_turns}")
+        gymnasium.utils.RecordConstructorArgs.__init__(self, max_turns=max_turns)
         super().__init__(env)
         self.max_turns = max_turns
         self._turns = 0
@@ -64,6 +69,40 @@ class TurnLimit(TurnWrapper):
             truncated = True
             info.setdefault("success", False)
         return obs, reward, terminated, truncated, info
+
+
+def apply_turn_limit(env: gymnasium.Env, *, max_turns: int | None) -> gymnasium.Env:
+    """``env`` with its turn limit: ``max_turns`` as registered, unless the ``make`` call asked otherwise.
+
+    ``gymnasium.make(id, max_episode_steps=N)`` has just wrapped the env in Gymnasium's ``TimeLimit``:
+    it is replaced by ``TurnLimit(N)`` (which serves the async API too). ``make(id, max_turns=N)`` is
+    read from the env's spec kwargs, where gymnasium recorded it; ``None`` or ``0`` means no limit.
+    """
+    requested = (env.unwrapped.spec.kwargs if env.unwrapped.spec is not None else {}).get("max_turns", _UNSET)
+    if isinstance(env, gymnasium.wrappers.TimeLimit):
+        steps = env._max_episode_steps
+        if requested is not _UNSET and requested != steps:
+            raise ValueError(
+                f"make() got max_episode_steps={steps} and max_turns={requested}: both set the turn limit; pass one"
+            )
+        env, requested = env.env, steps
+    limit = max_turns if requested is _UNSET else requested
+    return TurnLimit(env, limit) if limit else env
+
+
+_UNSET: Any = object()
+
+
+async def aclose(env: gymnasium.Env) -> None:
+    """Close ``env`` from inside an event loop: through ``aclose`` where the env implements it (its sync
+    ``close`` would need a private event loop, not allowed inside a running one), else through ``close``
+    (a sync env's own ``close`` releases its resources; ``TurnEnv.aclose`` is a no-op)."""
+    unwrapped = env.unwrapped
+    if isinstance(unwrapped, TurnEnv) and type(unwrapped).aclose is not TurnEnv.aclose:
+        fn = env.aclose if hasattr(env, "aclose") else unwrapped.aclose
+        await fn()
+    else:
+        env.close()
 
 
 async def areset(env: gymnasium.Env, *, seed: int | None = None, options: dict[str, Any] | None = None) -> ResetResult:
