@@ -1,85 +1,45 @@
-"""The on-policy loop of the GRPO family (grpo, rloo, flow_grpo, mt_grpo, gigpo):
+"""The on-policy algorithms of the GRPO family (grpo, rloo, flow_grpo, mt_grpo, gigpo), as the part of the
+training loop (turngym.trainers.loop) that differs: one iteration k is
 
-    for iteration k:
         episodes  = G episodes of each of ``rollout.groups`` task instances, sampled by the backend
         table     = TurnTable.from_episodes(episodes)
         A         = compute_advantages(table, estimator, filter=StarPO-S if keep_fraction)
         K epochs of minibatch PPO-clip steps (update.policy_update) at lr_k (optim.lr_schedule)
-        weights  -> backend, then the logprob probe (rollout.sync_weights); stale weights stop the run
-        log metrics; eval on held-out seeds every ``eval.every``; checkpoint every ``checkpoint.every``
+
+and the loop does the rest (weights -> backend and the logprob probe after every iteration, metrics,
+eval every ``eval.every``, checkpoints every ``checkpoint.every``, resume).
 
     trainer = OnPolicyTrainer(load_config(TrainConfig, "gn.yaml"))
     summary = trainer.run(resume=False)
 
-Resuming (``run(resume=True)``) loads the newest complete checkpoint (weights, optimizer, the
-minibatch generator, the global RNG states, counters), drops the metrics and episodes logged after
-it, pushes the weights into a fresh engine and goes on: iteration k's tasks and sampling seeds
-depend only on (seed, k), so the resumed run replays what the killed run would have done.
+A checkpoint adds the optimizer and the minibatch generator to what the loop saves. Iteration k's tasks
+and sampling seeds depend only on (seed, k), so a resumed run replays what the killed run would have done.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from turngym.core.config import dump_config
 from turngym.core.errors import ConfigError
 from turngym.core.types import Episode
 from turngym.trainers.advantages import NEEDS_VALUES, StarPOFilter, compute_advantages, estimator_config
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.constraint import action_states
 from turngym.trainers.losses import frozen_reference
-from turngym.trainers.rollout import (
-    action_fsms,
-    collect,
-    evaluate,
-    make_backend,
-    make_rollout_agent,
-    resolve_device,
-    summarize,
-    sync_weights,
-    train_tasks,
-)
-from turngym.trainers.run import RunDir, capture_rng, restore_rng
+from turngym.trainers.loop import Iteration, TrainLoop, iteration_seed
+from turngym.trainers.policy import load_policy, save_model_dir
+from turngym.trainers.rollout import action_fsms, collect, make_rollout_agent, summarize, train_tasks
 from turngym.trainers.table import TurnTable, write_parquet
 from turngym.trainers.update import make_optimizer, policy_update, scheduled_lr, torch_threads
 
 __all__ = ["OnPolicyTrainer", "iteration_seed", "load_policy"]
-
-#: tokens of the probe sequence (the first episode of the batch, cut)
-PROBE_TOKENS = 256
-
-
-def iteration_seed(seed: int, iteration: int) -> int:
-    """The sampling seed of iteration ``iteration``: a function of the run seed and k only."""
-    return int(np.random.default_rng([seed, iteration, 1]).integers(2**31))
-
-
-def load_policy(cfg: TrainConfig, device: torch.device) -> Any:
-    """The trainable model (float32 master weights; LoRA adapters if configured)."""
-    from transformers import AutoModelForCausalLM
-
-    if not Path(cfg.model.path).is_dir():
-        raise ConfigError(
-            f"model.path {cfg.model.path!r} is not a directory: pass a local Hugging Face model "
-            "(build a tiny one with `turngym models tiny --out DIR`)"
-        )
-    model = AutoModelForCausalLM.from_pretrained(cfg.model.path, dtype=torch.float32).to(device)
-    if cfg.model.lora is not None:
-        from peft import LoraConfig, get_peft_model
-
-        lora = cfg.model.lora
-        model = get_peft_model(
-            model,
-            LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=list(lora.target_modules)),
-        )
-    return model.eval()
 
 
 class OnPolicyTrainer:
@@ -93,131 +53,69 @@ class OnPolicyTrainer:
                 "use grpo, rloo, flow_grpo, mt_grpo or gigpo (bilevel_gae is available as a function)"
             )
         self.cfg = cfg
-        self.dir = RunDir(cfg.run_dir, tensorboard=cfg.tensorboard)
-        self.device = resolve_device(cfg)
-        if cfg.torch_threads:
-            torch.set_num_threads(cfg.torch_threads)
-        torch.manual_seed(cfg.seed)
-        np.random.seed(cfg.seed % 2**32)
+        self.loop = TrainLoop(cfg, self)  # the run directory, the seeds, the device
+        self.dir = self.loop.dir
+        self.device = self.loop.device
         self.model = load_policy(cfg, self.device)
         self.optimizer = make_optimizer(self.model, cfg.optim)
         self.ref = frozen_reference(self.model) if cfg.loss.beta > 0 else None
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        self.iteration = 0
-        self.episodes_seen = 0
         self.filter = StarPOFilter(keep_fraction=cfg.keep_fraction) if cfg.keep_fraction else None
-
-    # -- checkpoints -------------------------------------------------------------------------------
-    def _write_checkpoint(self, path: Path) -> None:
-        torch.save(
-            {
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(),
-                "rng": capture_rng(),
-                "iteration": self.iteration,
-                "episodes_seen": self.episodes_seen,
-            },
-            path / "trainer.pt",
-        )
-
-    def _load_checkpoint(self, path: Path) -> None:
-        state = torch.load(path / "trainer.pt", map_location=self.device, weights_only=False)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        restore_rng(state["rng"])
-        self.iteration = int(state["iteration"])
-        self.episodes_seen = int(state["episodes_seen"])
+        self.backend: Any = None
+        self.fsms: dict[str, Any] | None = None
+        self._usable: list[Episode] = []  # the last iteration's trained-on episodes (the probe's source)
 
     def export(self, out: str | os.PathLike[str]) -> Path:
         """The policy as a plain Hugging Face model directory (LoRA merged), with the tokenizer."""
-        from transformers import AutoTokenizer
+        return save_model_dir(self.model, self.cfg.model.path, out)
 
-        out = Path(out)
-        model = self.model.merge_and_unload() if hasattr(self.model, "merge_and_unload") else self.model
-        model.save_pretrained(out)
-        AutoTokenizer.from_pretrained(self.cfg.model.path).save_pretrained(out)
-        for extra in ("chat_template.jinja", "turngym_tiny.json"):
-            src = Path(self.cfg.model.path) / extra
-            if src.exists():
-                (out / extra).write_text(src.read_text())
-        return out
-
-    # -- the loop ------------------------------------------------------------------------------
     def run(self, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-        return asyncio.run(self.arun(resume=resume, progress=progress))
+        return self.loop.run(resume=resume, progress=progress)
 
     async def arun(self, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-        cfg = self.cfg
-        if resume:
-            ckpt, _ = self.dir.resume_from()
-            if ckpt is not None:
-                self._load_checkpoint(ckpt)
-        elif self.dir.latest() is not None or self.dir.read_metrics():
-            raise ConfigError(
-                f"run directory {self.dir.path} already holds a run: pass --resume to continue it, "
-                "or choose another run_dir"
-            )
-        (self.dir.path / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
-        backend = make_backend(cfg)
-        try:
-            return await self._loop(backend, progress=progress)
-        finally:
-            await backend.aclose()
-            self.dir.close()
+        return await self.loop.arun(resume=resume, progress=progress)
 
-    async def _loop(self, backend: Any, *, progress: bool) -> dict[str, Any]:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    # -- the Algorithm protocol (turngym.trainers.loop) ----------------------------------------------
+    async def start(self, loop: TrainLoop, *, fresh: bool) -> None:
+        self.backend = loop.backend
+        self.fsms = action_fsms(self.cfg, self.backend) if self.cfg.sampling.constrain else None
+        self._usable = []
 
-        cfg = self.cfg
-        fsms = action_fsms(cfg, backend) if cfg.sampling.constrain else None
-        vocab_size = int(self.model.get_input_embeddings().weight.shape[0])
-        if self.iteration > 0:  # a fresh engine serves the base weights: push the checkpoint's
-            await sync_weights(backend, self.model, self._probe_ids(None, backend), tolerance=cfg.probe_tolerance)
-        last_eval: dict[str, float] | None = None
-        evaluated = {r["iteration"] for r in self.dir.read_metrics("eval")}
-        if self.iteration == 0 and cfg.eval.every and 0 not in evaluated:
-            last_eval = await self._eval(backend)
-        columns = [TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
-        with Progress(*columns, disable=not progress, transient=False) as bar:
-            task = bar.add_task("train", total=cfg.iterations, completed=self.iteration, info="")
-            while self.iteration < cfg.iterations:
-                record = await self._iteration(backend, fsms, vocab_size)
-                bar.update(task, completed=self.iteration, info=f"success {record['success']:.2f}")
-                if cfg.eval.every and (self.iteration % cfg.eval.every == 0 or self.iteration == cfg.iterations):
-                    last_eval = await self._eval(backend)
-                    bar.update(task, info=f"success {record['success']:.2f} eval {last_eval['success']:.2f}")
-                if self.iteration == cfg.iterations or (cfg.checkpoint.every and self.iteration % cfg.checkpoint.every == 0):
-                    self.dir.save_checkpoint(self.iteration, self._write_checkpoint, keep=cfg.checkpoint.keep)
-        return {"iterations": self.iteration, "episodes_seen": self.episodes_seen, "eval": last_eval, "run_dir": str(self.dir.path)}
+    def probe_tokens(self) -> Iterable[Sequence[int] | None]:
+        return (e.tokens for e in self._usable)
 
-    def _probe_ids(self, episodes: list[Episode] | None, backend: Any) -> list[int]:
-        for ep in episodes or []:
-            if ep.tokens:
-                return list(ep.tokens[:PROBE_TOKENS])
-        tok = backend.tokenizer
-        text = tok.apply_chat_template([{"role": "user", "content": "probe [1] [2] [3]"}], tokenize=False, add_generation_prompt=True)
-        return list(tok.encode(text + "[1]", add_special_tokens=False))
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state()}
 
-    async def _iteration(self, backend: Any, fsms: Any, vocab_size: int) -> dict[str, Any]:
-        cfg = self.cfg
-        k = self.iteration + 1
+    def restore_state(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+
+    def write_files(self, directory: Path) -> None:
+        pass
+
+    def read_files(self, directory: Path) -> None:
+        pass
+
+    async def step(self, k: int) -> Iteration:
+        """Iteration ``k``: collect, estimate advantages, PPO-clip epochs; the episodes saved."""
+        cfg, backend = self.cfg, self.backend
         t0 = time.perf_counter()
         agent = make_rollout_agent(cfg, backend, seed=iteration_seed(cfg.seed, k))
         episodes = await collect(train_tasks(cfg, k), agent, cfg, run_id=f"it{k}")
         t_roll = time.perf_counter() - t0
         rows = [i for i, e in enumerate(episodes) if e.error is None and e.trainable and e.turns]
-        usable = [episodes[i] for i in rows]
+        self._usable = [episodes[i] for i in rows]
         full = TurnTable.from_episodes(episodes)  # built once: trained on (its usable rows) and saved
-        record: dict[str, Any] = {"kind": "train", "iteration": k, **summarize(episodes)}
+        record: dict[str, Any] = {**summarize(episodes)}
         t1 = time.perf_counter()
-        if usable:
+        if rows:
             table = full if len(rows) == len(episodes) else full.select(rows)
             adv = compute_advantages(table, self.estimator, filter=self.filter)
             states = allowed = None
-            if fsms is not None:
-                states, allowed = self._states(table, fsms, vocab_size)
+            if self.fsms is not None:
+                vocab_size = int(self.model.get_input_embeddings().weight.shape[0])
+                states, allowed = self._states(table, self.fsms, vocab_size)
             record["lr"] = scheduled_lr(cfg.optim, k, cfg.iterations)
             for group in self.optimizer.param_groups:
                 group["lr"] = record["lr"]
@@ -230,20 +128,10 @@ class OnPolicyTrainer:
             record.update({f"update/{n}": v for n, v in stats.items()})
             record["adv_abs_mean"] = float(np.abs(adv.turn).mean()) if len(adv.turn) else 0.0
             record["kept_episodes"] = int(adv.keep.sum())
-        t2 = time.perf_counter()
-        record["probe_diff"] = await sync_weights(
-            backend, self.model, self._probe_ids(usable, backend), tolerance=cfg.probe_tolerance
-        )
-        t3 = time.perf_counter()
+        record["time_update"] = time.perf_counter() - t1
         self._save_episodes(k, full)
-        self.iteration = k
-        self.episodes_seen += len(episodes)
-        record.update(
-            episodes=len(episodes), episodes_seen=self.episodes_seen,
-            time_rollout=t_roll, time_update=t2 - t1, time_sync=t3 - t2,
-        )
-        self.dir.log(record)
-        return record
+        record.update(episodes=len(episodes), time_rollout=t_roll)
+        return Iteration(record=record, episodes=len(episodes), updated=bool(rows), sync=True)
 
     def _states(self, table: TurnTable, fsms: dict[str, Any], vocab_size: int) -> tuple[np.ndarray, torch.Tensor]:
         """Per-token automaton states over the whole table, one automaton per env."""
@@ -269,11 +157,3 @@ class OnPolicyTrainer:
         tmp = path.with_name(path.name + ".tmp")
         write_parquet(table, tmp)
         tmp.replace(path)
-
-    async def _eval(self, backend: Any) -> dict[str, float]:
-        t0 = time.perf_counter()
-        metrics = await evaluate(self.cfg, backend)
-        record = {"kind": "eval", "iteration": self.iteration, "episodes_seen": self.episodes_seen, **metrics,
-                  "time_eval": time.perf_counter() - t0}
-        self.dir.log(record)
-        return metrics

@@ -4,7 +4,10 @@
     buffer.py   the turn replay buffer (s, a, r, s', done), filled from Episodes, saved with the run
     critic.py   double Q / double V heads over a pluggable encoder, target copies
     math.py     TD target, critic losses, advantage, actor loss, Polyak update (pure functions)
-    trainer.py  ArcherTrainer: the loop (collect or load, critic steps, actor steps, sync, checkpoints)
+    encoder.py  the default critic encoder (a tiny random-init Llama over the policy's tokenizer)
+    sampler.py  a~ ~ pi_theta(.|s) with the trainer's model, and the actor's logprobs
+    offline.py  a saved run's episodes for the offline buffer
+    trainer.py  ArcherTrainer: ArCHer's part of the training loop (collect, critic steps, actor steps)
 
 Names are loaded lazily, so reading the config does not import torch.
 """
@@ -32,10 +35,10 @@ _EXPORTS = {
     "make_target": "critic",
     "pool_hidden": "critic",
     "ArcherTrainer": "trainer",
-    "Sampled": "trainer",
-    "load_offline_episodes": "trainer",
-    "sample_utterances": "trainer",
-    "table_episodes": "trainer",
+    "Sampled": "sampler",
+    "load_offline_episodes": "offline",
+    "sample_utterances": "sampler",
+    "table_episodes": "offline",
 }
 
 __all__ = sorted(_EXPORTS)
