@@ -331,3 +331,26 @@ def test_jump_forward_takes_forced_tokens_without_a_forward_pass():
         assert e.logprobs[s] == e.logprobs[s + 2] == e.logprobs[s + 3] == 0.0 and e.logprobs[s + 1] < 0
     check_logprobs(path, eps, LOGPROB_TOL, pattern=r"\[(" + "|".join(map(str, range(1, 17))) + r")\]",
                    eos_ids=agent.backend.eos_ids, canonical=True)
+
+
+@pytest.mark.filterwarnings("error::FutureWarning", "error::DeprecationWarning")
+def test_no_deprecated_transformers_api(tiny_dir):
+    """The backend passes its KV cache as the model's forward takes it today (``cache``, where
+    transformers deprecated ``past_key_values``): a deprecation warning is an error here, through a
+    prefill, decoding steps and a second turn prefilled on top of kept KV."""
+    from turngym.agents.hf import HFBackend
+    from turngym.agents.sampling import SamplingConfig
+
+    async def two_turns():
+        backend = HFBackend(model=str(tiny_dir))
+        sampling = SamplingConfig(temperature=1.0, max_new_tokens=4)
+        prompt = backend.tokenizer.encode("hello there")
+        first = await backend.generate(prompt, sampling, seed=0)
+        second = await backend.generate(prompt + first.ids + backend.tokenizer.encode(" again"), sampling, seed=1)
+        stats = dict(backend.stats)
+        await backend.aclose()
+        return first, second, stats
+
+    first, second, stats = asyncio.run(two_turns())
+    assert first.ids and second.ids
+    assert stats["reused"] > 0  # the second prompt was prefilled on top of the first turn's kept KV

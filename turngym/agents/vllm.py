@@ -30,9 +30,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from turngym.agents.hf import resolve_chat_template
 from turngym.agents.llm import Backend, Generation, LLMAgent, split_spec_options
 from turngym.agents.sampling import SamplingConfig
+from turngym.agents.templates import resolve_chat_template
 from turngym.core.errors import ConfigError
 
 __all__ = ["VLLMAgent", "VLLMBackend", "sampling_params"]

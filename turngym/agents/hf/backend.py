@@ -1,6 +1,4 @@
-"""The ``hf:PATH`` agent: a transformers causal LM on CPU (or CUDA), requests batched across episodes.
-
-    agent = make_agent("hf:.cache/tiny-models/tiny", temperature=0.7, max_new_tokens=32, constrain=True)
+"""``HFBackend``: a transformers causal LM behind a batching loop, requests batched across episodes.
 
 Concurrent episodes each ``await backend.generate(...)``; one batching loop collects the requests
 waiting, runs them as one left-padded batch with a KV cache (prefill once, then one forward pass
@@ -8,26 +6,14 @@ per new token for the whole batch), and answers each request as its row finishes
 arrive while a batch runs form the next batch. Rows differ freely: each has its own sampling
 config, seed (a ``torch.Generator``), stop strings and action-format constraint.
 
-Sampling per row: raw logits -> constraint mask -> temperature -> top-p -> sample (argmax at
-temperature 0); the logprob recorded is the model's (see sampling.py). Jump-forward: where the
+Sampling per row: raw logits -> constraint mask -> temperature -> top-p -> sample (``draw.py``;
+argmax at temperature 0); the logprob recorded is the model's (see sampling.py). Jump-forward: where the
 constraint allows one token only (the "[" of a bracketed move, its "]" and end-of-turn token), the
 token is taken without a forward pass, with logprob 0 (all of the renormalised mass), and fed with
-the row's next chunk; a reply "[7]<eos>" costs one forward pass instead of four. The batch is sampled in a
-few tensor ops; the draw is ``torch.multinomial``'s own (``argmax(p / q)``, ``q ~ Exp(1)`` from the
-row's generator), so a seeded row samples what ``torch.multinomial(p, 1, generator=g)`` would,
-whatever else is in the batch.
+the row's next chunk; a reply "[7]<eos>" costs one forward pass instead of four.
 
-Prefix KV reuse (``prefix_cache=True``): a conversation only appends, so turn t+1's prompt starts
-with turn t's prompt and reply. After a batch, each row's KV (the prompt and the reply tokens that
-were fed: not the last sampled token nor the forced ones after it) is kept, keyed by its token sequence; a later
-request whose prompt starts with a kept sequence prefills only the rest on top of it. A batch
-mixes cached lengths and new lengths: its KV is laid out per row as [pad | cached KV | pad | new
-tokens], with a 2D attention mask that has a hole between the two parts and per-row position ids
-(the real positions), then decodes as usual. Kept entries are bounded (least recently used out
-past ``prefix_cache_tokens`` tokens), dropped once a request extends them, and all dropped when
-new weights are loaded. Models with a sliding window prefill every prompt whole. The batch's KV
-lives in one buffer per layer, as wide as the batch will grow, so no forward pass copies the
-whole cache to append to it.
+Prefix KV reuse (``prefix_cache=True``, ``prefix_cache.py``): a request whose prompt starts with a
+kept earlier turn prefills only the rest on top of its KV; ``kv.py`` lays out the batch's cache.
 """
 
 from __future__ import annotations
@@ -35,35 +21,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from turngym.agents.llm import Backend, Generation, LLMAgent, split_spec_options
+from turngym.agents.hf.draw import draw, generator
+from turngym.agents.hf.prefix_cache import Prefix, PrefixCache
+from turngym.agents.llm import Backend, Generation
 from turngym.agents.sampling import SamplingConfig, TokenFSM, vocabulary
 from turngym.core.errors import ConfigError
 
-__all__ = ["HFAgent", "HFBackend", "resolve_chat_template"]
-
-
-def resolve_chat_template(value: str | None) -> str | None:
-    """A template name from ``turngym.agents.tiny.TEMPLATES``, a file path, or Jinja text."""
-    if not value:
-        return None
-    from turngym.agents.tiny import TEMPLATES
-
-    if value in TEMPLATES:
-        return TEMPLATES[value]
-    path = Path(value)
-    if "{" not in value and path.is_file():
-        return path.read_text()
-    if "{" not in value:
-        raise ConfigError(
-            f"chat_template {value!r} is neither a template name ({', '.join(TEMPLATES)}), a file, nor Jinja text"
-        )
-    return value
+__all__ = ["HFBackend"]
 
 
 @dataclass
@@ -80,68 +49,6 @@ class _Request:
     done: bool = False
     #: reply tokens whose KV the batch's cache holds (fed to the model)
     fed: int = 0
-
-
-@dataclass
-class _Prefix:
-    """A finished request's token sequence and its KV: one ``(keys, values)`` per layer, ``[heads, len, dim]``."""
-
-    tokens: tuple[int, ...]
-    kv: list[tuple[Any, Any]]
-
-
-class PrefixCache:
-    """Kept KV of finished requests, keyed by their token sequence, least recently used out past
-    ``max_tokens`` tokens in all. ``match`` finds the longest kept sequence a prompt starts with."""
-
-    def __init__(self, max_tokens: int) -> None:
-        self.max_tokens = max_tokens
-        self.tokens = 0
-        self._entries: OrderedDict[int, _Prefix] = OrderedDict()
-        self._lengths: Counter[int] = Counter()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def match(self, prompt: list[int]) -> _Prefix | None:
-        """The longest kept sequence that is a proper prefix of ``prompt`` (at least one new token)."""
-        for n in sorted((n for n in self._lengths if n < len(prompt)), reverse=True):
-            head = tuple(prompt[:n])
-            hit = self._entries.get(hash(head))
-            if hit is not None and hit.tokens == head:
-                self._entries.move_to_end(hash(head))
-                return hit
-        return None
-
-    def add(self, tokens: tuple[int, ...], kv: list[tuple[Any, Any]]) -> None:
-        if not tokens or len(tokens) > self.max_tokens:
-            return
-        clash = self._entries.pop(hash(tokens), None)  # the same sequence kept again, or a hash collision
-        if clash is not None:
-            self._forget(clash)
-        self._entries[hash(tokens)] = _Prefix(tokens, kv)
-        self._lengths[len(tokens)] += 1
-        self.tokens += len(tokens)
-        while self.tokens > self.max_tokens:
-            _, old = self._entries.popitem(last=False)
-            self._forget(old)
-
-    def discard(self, tokens: tuple[int, ...]) -> None:
-        old = self._entries.get(hash(tokens))
-        if old is not None and old.tokens == tokens:
-            del self._entries[hash(tokens)]
-            self._forget(old)
-
-    def _forget(self, old: _Prefix) -> None:
-        self.tokens -= len(old.tokens)
-        self._lengths[len(old.tokens)] -= 1
-        if not self._lengths[len(old.tokens)]:
-            del self._lengths[len(old.tokens)]
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self._lengths.clear()
-        self.tokens = 0
 
 
 class HFBackend(Backend):
@@ -165,6 +72,8 @@ class HFBackend(Backend):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from turngym.agents.hf.kv import cache_argument, full_attention
+
         if not Path(model).is_dir():
             raise ConfigError(
                 f"hf model {model!r} is not a directory: pass a local Hugging Face model directory "
@@ -179,6 +88,8 @@ class HFBackend(Backend):
         self.eos_ids: list[int] = [eos] if isinstance(eos, int) else list(eos or [])
         self.pad_id = gen.pad_token_id if gen.pad_token_id is not None else (self.eos_ids or [0])[0]
         self.max_batch = max_batch
+        #: the keyword model.forward takes its KV cache under (``cache``, or ``past_key_values`` before 5.2x)
+        self._cache_arg = cache_argument(self.model)
         self._pending: list[_Request] = []
         self._worker: asyncio.Task[None] | None = None
         self._fsms: dict[tuple[str, bool], TokenFSM] = {}
@@ -186,7 +97,7 @@ class HFBackend(Backend):
         self._masks: dict[tuple[int, int], Any] = {}
         self._closed = False
         # a sliding window counts cache columns, and the batch layout has holes: such models prefill whole prompts
-        self._prefixes = PrefixCache(prefix_cache_tokens) if prefix_cache and _full_attention(self.model.config) else None
+        self._prefixes = PrefixCache(prefix_cache_tokens) if prefix_cache and full_attention(self.model.config) else None
         #: guards the prefix cache against a weight load between a batch's start and its store
         self._lock = threading.Lock()
         self._weights_version = 0
@@ -280,6 +191,8 @@ class HFBackend(Backend):
     def _run_batch(self, batch: list[_Request]) -> None:
         import torch
 
+        from turngym.agents.hf.kv import buffered_cache
+
         dev = self.device
         with self._lock:
             version = self._weights_version
@@ -291,7 +204,7 @@ class HFBackend(Backend):
         c_max = max(cached)
         self.stats["prefilled"] += sum(len(r.prompt) - c for r, c in zip(batch, cached, strict=True))
         self.stats["reused"] += sum(cached)
-        gens = [_generator(r.seed) for r in batch]
+        gens = [generator(r.seed) for r in batch]
         steps = max(r.sampling.max_new_tokens for r in batch)
         # jump-forward: the tokens a constraint allows alone are taken without a forward pass and
         # fed with the next chunk ("[" before a guess, "]" and the end-of-turn token after it)
@@ -307,7 +220,8 @@ class HFBackend(Backend):
         with torch.inference_mode():
             # one buffer per layer, as wide as the batch will grow: no concatenation per forward pass
             width = c_max + max(len(x) for x in chunks) + steps
-            cache = _buffered_cache(self._past(hits, c_max, width) if c_max else None, c_max, width)
+            layers = self.model.config.get_text_config(decoder=True).num_hidden_layers
+            cache = buffered_cache(layers, width, self._past(hits, c_max, width) if c_max else None, c_max)
             while not all(r.done for r in batch):
                 w = max(len(x) for x in chunks)
                 ids = torch.full((len(batch), w), self.pad_id, dtype=torch.long)
@@ -323,7 +237,7 @@ class HFBackend(Backend):
                 attn = torch.cat([attn, step_attn], dim=1)
                 out = self.model(
                     input_ids=ids.to(dev), attention_mask=attn.to(dev), position_ids=pos.to(dev),
-                    past_key_values=cache, use_cache=True, logits_to_keep=1,
+                    use_cache=True, logits_to_keep=1, **{self._cache_arg: cache},
                 )
                 ran = True
                 self._sample(batch, out.logits[:, -1, :].float(), gens)
@@ -332,21 +246,12 @@ class HFBackend(Backend):
             if self._prefixes is not None and ran:
                 self._keep(batch, cache, attn, version)
 
-    def _past(self, hits: list[_Prefix | None], filled: int, width: int) -> list[tuple[Any, Any]]:
-        """Per layer, ``width``-column KV buffers holding each row's kept KV right-aligned in the
-        first ``filled`` columns (zeros where masked)."""
-        first = next(h for h in hits if h is not None)
-        layers = []
-        for layer, (k0, v0) in enumerate(first.kv):
-            keys = k0.new_zeros((len(hits), k0.shape[0], width, k0.shape[2]))
-            values = v0.new_zeros((len(hits), v0.shape[0], width, v0.shape[2]))
-            for i, h in enumerate(hits):
-                if h is not None:
-                    k, v = h.kv[layer]
-                    keys[i, :, filled - k.shape[1] : filled] = k
-                    values[i, :, filled - v.shape[1] : filled] = v
-            layers.append((keys, values))
-        return layers
+    def _past(self, hits: list[Prefix | None], filled: int, width: int) -> list[tuple[Any, Any]]:
+        """The kept KV of ``hits`` laid out for the batch (``kv.stack_prefixes``); tests watch this call
+        to see which batches mix rows with and without kept KV."""
+        from turngym.agents.hf.kv import stack_prefixes
+
+        return stack_prefixes(hits, filled, width)
 
     def _keep(self, batch: list[_Request], cache: Any, attn: Any, version: int) -> None:
         """Keep each row's KV under its tokens: the prompt and the reply tokens fed to the model (the
@@ -401,7 +306,7 @@ class HFBackend(Backend):
                 r = rows[int(empty[0, 0])]
                 raise RuntimeError(f"no token can continue the constrained reply {r.ids}: the pattern is unsatisfiable")
             x = x.masked_fill(~allowed, float("-inf"))
-        toks = _draw(x, [r.sampling for r in rows], [gens[i] for i in live])
+        toks = draw(x, [r.sampling for r in rows], [gens[i] for i in live])
         lp = logp.gather(-1, toks[:, None].to(logp.device))[:, 0]
         if allowed is not None:
             # the model's distribution; under a constraint renormalised over the allowed tokens, as vLLM reports it
@@ -446,120 +351,9 @@ class HFBackend(Backend):
                 self._prefixes.clear()
 
 
-def _generator(seed: int | None) -> Any:
-    if seed is None:
-        return None
-    import torch
-
-    return torch.Generator().manual_seed(int(seed))
-
-
-def _draw(x: Any, samplings: list[SamplingConfig], gens: list[Any]) -> Any:
-    """One token per row of ``x`` (masked logits): temperature, then top-p (nucleus), then one draw;
-    argmax at temperature 0. The draw is ``torch.multinomial(p, 1, generator=g)``'s for one sample,
-    ``argmax(p / q)`` with ``q ~ Exp(1)`` filled from the row's generator, so seeded rows repeat
-    whatever the batch holds."""
-    import torch
-
-    temps = [s.temperature for s in samplings]
-    toks = x.argmax(-1).cpu()
-    hot = [k for k, t in enumerate(temps) if t != 0]
-    if not hot:
-        return toks
-    sub = torch.tensor(hot, device=x.device)
-    temp = torch.tensor([temps[k] for k in hot], dtype=x.dtype, device=x.device)
-    probs = torch.softmax(x.index_select(0, sub) / temp[:, None], dim=-1)
-    top_p = torch.tensor([samplings[k].top_p for k in hot], dtype=probs.dtype, device=probs.device)
-    nucleus = (top_p < 1.0).nonzero()[:, 0]
-    if len(nucleus):
-        part = probs.index_select(0, nucleus)
-        sorted_p, order = part.sort(dim=-1, descending=True)
-        keep = sorted_p.cumsum(-1) - sorted_p < top_p[nucleus, None]  # always keeps the top token
-        part = torch.zeros_like(part).scatter(1, order, torch.where(keep, sorted_p, torch.zeros_like(sorted_p)))
-        probs = probs.index_copy(0, nucleus, part)
-    probs = probs.cpu()
-    q = torch.empty_like(probs)
-    for k in range(len(hot)):
-        q[k].exponential_(1, generator=gens[hot[k]])
-    toks[hot] = (probs / q).argmax(-1)
-    return toks
-
-
-def _buffered_cache(past: list[tuple[Any, Any]] | None, filled: int, width: int) -> Any:
-    """A ``DynamicCache`` whose layers write into ``width``-column buffers instead of concatenating
-    the whole cache each forward pass; ``past``: the buffers, per layer, first ``filled`` columns set."""
-    import torch
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
-
-    class BufferedLayer(DynamicLayer):
-        def __init__(self, keys: Any = None, values: Any = None) -> None:
-            super().__init__()
-            self._k, self._v, self._n = keys, values, 0
-            if keys is not None:
-                self.lazy_initialization(keys, values)
-                self._n = filled
-                self.keys, self.values = keys[:, :, :filled], values[:, :, :filled]
-
-        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-            if not self.is_initialized:
-                self.lazy_initialization(key_states, value_states)
-                b, h, _, d = key_states.shape
-                self._k = key_states.new_zeros((b, h, width, d))
-                self._v = value_states.new_zeros((b, h, width, value_states.shape[-1]))
-            n = self._n + key_states.shape[-2]
-            if n > self._k.shape[2]:  # jump-forward chunks can outgrow the planned width
-                grow = max(n, 2 * self._k.shape[2]) - self._k.shape[2]
-                self._k = torch.cat([self._k, self._k.new_zeros((*self._k.shape[:2], grow, self._k.shape[3]))], dim=2)
-                self._v = torch.cat([self._v, self._v.new_zeros((*self._v.shape[:2], grow, self._v.shape[3]))], dim=2)
-            self._k[:, :, self._n : n] = key_states
-            self._v[:, :, self._n : n] = value_states
-            self._n = n
-            self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
-            return self.keys, self.values
-
-    cache = DynamicCache()
-    if past is None:
-        cache.layers, cache.layer_class_to_replicate = [], BufferedLayer
-    else:
-        cache.layers, cache.layer_class_to_replicate = [BufferedLayer(k, v) for k, v in past], None
-    return cache
-
-
-def _full_attention(config: Any) -> bool:
-    """True if every layer attends to all earlier tokens (no sliding window, no other layer kind)."""
-    text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
-    if any(t != "full_attention" for t in getattr(text, "layer_types", None) or ()):
-        return False
-    return getattr(text, "sliding_window", None) is None or getattr(text, "use_sliding_window", True) is False
-
-
 def _hit_stop(tokenizer: Any, r: _Request) -> bool:
     if not r.sampling.stop:
         return False
     longest = max(len(s) for s in r.sampling.stop)
     tail = tokenizer.decode(r.ids[-(longest + 2) :], skip_special_tokens=False)
     return any(s in tail for s in r.sampling.stop)
-
-
-class HFAgent(LLMAgent):
-    """``hf:PATH``: an ``LLMAgent`` over an ``HFBackend``."""
-
-    @classmethod
-    def from_spec(cls, rest: str = "", **options: Any) -> HFAgent:
-        sampling, agent_opts, backend_opts = split_spec_options(
-            "hf", rest, options, ("device", "dtype", "max_batch", "prefix_cache", "prefix_cache_tokens")
-        )
-        for k in ("max_batch", "prefix_cache_tokens"):
-            if k in backend_opts:
-                backend_opts[k] = int(backend_opts[k])
-        if isinstance(backend_opts.get("prefix_cache"), str):  # --set agent.prefix_cache=false
-            backend_opts["prefix_cache"] = backend_opts["prefix_cache"].lower() not in ("0", "false", "no", "off")
-        backend = HFBackend(model=rest, **backend_opts)
-        return cls(
-            backend=backend,
-            sampling=sampling,
-            system_prompt=agent_opts.get("system_prompt"),
-            chat_template=resolve_chat_template(agent_opts.get("chat_template")),
-            name=f"hf:{Path(rest).name}",
-        )
