@@ -125,6 +125,12 @@ class RunPlan:
 def plan_run(cfg: EvalConfig, run_dir: str | Path) -> RunPlan:
     """Check or write ``config.yaml`` in ``run_dir``, list the tasks, and find those already stored."""
     run_dir = Path(run_dir)
+    if (run_dir / "checkpoints").exists() or (run_dir / "metrics.jsonl").exists():
+        raise ConfigError(
+            f"--out {str(run_dir)!r} holds a training run (checkpoints/, metrics.jsonl): an eval there would overwrite "
+            "its config.yaml; pass a new --out directory (to evaluate the run's model: `turngym export model "
+            f"{run_dir} --out DIR`, then --agent hf:DIR)"
+        )
     _claim_run_dir(cfg, run_dir)
     suite = cfg.suite
     group_size = cfg.group_size or suite.group_size

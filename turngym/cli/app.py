@@ -18,6 +18,7 @@ import typer
 from turngym.cli._common import USAGE, fail
 from turngym.cli.envs import app as envs_app
 from turngym.cli.eval import eval_
+from turngym.cli.export import app as export_app
 from turngym.cli.models import app as models_app
 from turngym.cli.play import play
 from turngym.cli.quickstart import quickstart
@@ -40,6 +41,7 @@ app.command("train")(train)
 app.command("quickstart")(quickstart)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(models_app, name="models")
+app.add_typer(export_app, name="export")
 
 
 # -- later issues --------------------------------------------------------------------------------
