@@ -5,6 +5,7 @@
     turngym play ID [--seed N]           turngym view RUN_DIR
     turngym train -c run.yaml [--set k=v] [--resume]                    turngym quickstart
     turngym sandbox ...                  turngym models ...
+    turngym bench env ID | sandbox | browser | rollout --agent SPEC --env ID
 
 Heavy modules (torch, matplotlib, agents, Docker, Playwright) are imported inside the commands that need
 them, so ``turngym envs list`` starts fast. Exit codes: 0 done, 1 the run failed, 2 a mistake in the
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import typer
 
-from turngym.cli._common import USAGE, fail
+from turngym.cli.bench import app as bench_app
 from turngym.cli.envs import app as envs_app
 from turngym.cli.eval import eval_
 from turngym.cli.export import app as export_app
@@ -42,17 +43,7 @@ app.command("quickstart")(quickstart)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(models_app, name="models")
 app.add_typer(export_app, name="export")
-
-
-# -- later issues --------------------------------------------------------------------------------
-def _later(verb: str) -> None:
-    raise fail(f"`turngym {verb}` is not built yet: it arrives with a later issue of the project.", code=USAGE)
-
-
-@app.command("bench", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def bench() -> None:
-    """Speed benchmarks (arrives with a later issue)."""
-    _later("bench")
+app.add_typer(bench_app, name="bench")
 
 
 def main() -> None:
