@@ -230,6 +230,7 @@ def bench_sandbox(*, samples: int = 20, creates: int = 3, image: str | None = No
         created = await time_cold_starts(creates, config)
         box = await DockerSandbox.create(config=config)
         try:
+            await box.exec(["true"])  # warm-up: the first call also pays the helper's start-up
             execs = await time_calls(lambda: box.exec(["true"]), samples)
             resets = await time_resets(box, samples)
         finally:
