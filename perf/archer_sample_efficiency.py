@@ -91,8 +91,9 @@ def train_config(env: str, algo: str, seed: int) -> Any:
     if algo == "archer":
         ar = s["archer"]
         return TrainConfig(
-            **common, algorithm="archer",
-            archer={
+            **common,
+            algorithm={
+                "name": "archer",
                 "trajectories_per_iteration": n, "warmup_iterations": ar["warmup_iterations"],
                 "batch_size": ar["batch_size"], "micro_batch_size": ar["micro_batch_size"],
                 "critic": {"steps_per_iteration": ar["critic_steps"], "lr": s["lr"], "max_length": 256},

@@ -10,15 +10,18 @@ fix. ``dump_config`` writes the resolved config back as YAML (what a run directo
 
 from __future__ import annotations
 
+import collections.abc
 import copy
-from collections.abc import Iterable, Mapping
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from turngym.core.errors import ConfigError
+from turngym.core.errors import ConfigError, did_you_mean
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -102,19 +105,67 @@ def validate_config(model: type[M], data: Mapping[str, Any], *, source: str = "t
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        problems = "; ".join(_problem(err) for err in e.errors())
+        problems = "; ".join(_problem(err, model) for err in e.errors())
         raise ConfigError(
             f"{model.__name__} from {source} does not validate: {problems}. "
             "Fix the value in the YAML file or with --set KEY=VALUE."
         ) from None
 
 
-def _problem(err: Any) -> str:
-    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+def _problem(err: Any, model: type[BaseModel]) -> str:
+    loc, owner = _readable_loc(model, err["loc"])
+    where = ".".join(loc) or "(top level)"
     if err["type"] == "extra_forbidden":
-        return f"{where}: no such setting (check the spelling)"
+        if owner is None:
+            return f"{where}: no such setting (check the spelling)"
+        known = list(owner.model_fields)
+        section = ".".join(loc[:-1]) or "the config"
+        return (
+            f"{where}: no such setting (check the spelling).{did_you_mean(loc[-1], known)} "
+            f"The settings of {section} are {', '.join(known)}"
+        )
     msg = err["msg"].removeprefix("Value error, ")
+    if not loc:  # a check of the whole config: its message names what is wrong
+        return msg
     return f"{where}: {msg} (got {_short(err.get('input'))})"
+
+
+def _readable_loc(model: type[BaseModel], loc: Sequence[int | str]) -> tuple[list[str], type[BaseModel] | None]:
+    """An error's location as the user writes the key (``algorithm.omega``, without the union tag that
+    pydantic inserts: ``algorithm.gigpo.omega``), and the model holding its last key (None if unknown)."""
+    out: list[str] = []
+    candidates: list[type[BaseModel]] = [model]
+    owner: type[BaseModel] | None = None
+    for part in loc:
+        if isinstance(part, str) and len(candidates) > 1:
+            tagged = [c for c in candidates if part in (c.__name__, _tag(c))]
+            if len(tagged) == 1:
+                candidates = tagged  # the union member pydantic tried: not a key the user wrote
+                continue
+        out.append(str(part))
+        if isinstance(part, int):
+            continue  # an item of a list of models: the same candidates
+        owner = candidates[0] if len(candidates) == 1 else None
+        field = owner.model_fields.get(part) if owner is not None else None
+        candidates = _models_in(field.annotation) if field is not None else []
+    return out, owner
+
+
+def _tag(model: type[BaseModel]) -> Any:
+    field = model.model_fields.get("name")
+    return field.default if field is not None else None
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models a field holds: itself, the members of a union, the items of a list."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _models_in(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType, list, tuple, collections.abc.Sequence):
+        return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+    return []
 
 
 def dump_config(cfg: BaseModel) -> str:

@@ -5,13 +5,16 @@
     env: {id: turngym/GuessNumber-v0, kwargs: {low: 1, high: 16}, max_turns: 6}
     model: {path: .cache/tiny-models/gn, backend: hf}
     sampling: {temperature: 1.0, max_new_tokens: 8, constrain: true}
-    algorithm: flow_grpo                  # or {name: gigpo, omega: 1.0}, or archer
+    algorithm: flow_grpo                  # or {name: gigpo, omega: 1.0}, or {name: archer, warmup_iterations: 0}
     optim: {lr: 5.0e-4, epochs: 1}
     rollout: {groups: 16, group_size: 8}
     iterations: 300
     eval: {every: 25, seeds: 64}
 
-Every field can be overridden: ``--set optim.lr=1e-5 --set algorithm.name=grpo``. ``suite: NAME``
+``algorithm`` is one of :data:`ALGORITHMS`, a name or a mapping of the name and that algorithm's
+options (each documented in its config class: ``GRPOConfig`` ... ``ArcherConfig``); a bare name is
+short for ``{name: NAME}``. Every field can be overridden: ``--set optim.lr=1e-5 --set algorithm=grpo
+--set algorithm.omega=0.5``. ``suite: NAME``
 trains on every env of a benchmark suite instead of one ``env`` (groups are spread over its envs).
 Training seeds are drawn per iteration from [0, 2**31) minus the held-out eval seeds, which start
 at ``eval.seed_offset`` (default 10**9): train and eval never share a task instance.
@@ -20,15 +23,28 @@ at ``eval.seed_offset`` (default 10**9): train and eval never share a task insta
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from turngym.agents.sampling import SamplingConfig
+from turngym.core.errors import ConfigError, did_you_mean
+from turngym.trainers.advantages import (
+    ESTIMATORS,
+    BilevelGAEConfig,
+    FlowGRPOConfig,
+    GiGPOConfig,
+    GRPOConfig,
+    MTGRPOConfig,
+    RLOOConfig,
+)
+from turngym.trainers.archer.config import ArcherConfig
 from turngym.trainers.losses import LossConfig
 from turngym.trainers.update import OptimConfig
 
 __all__ = [
+    "ALGORITHMS",
+    "AlgorithmConfig",
     "CheckpointConfig",
     "EnvSpec",
     "EvalConfig",
@@ -37,6 +53,40 @@ __all__ = [
     "RolloutConfig",
     "TrainConfig",
 ]
+
+
+#: every algorithm ``turngym train`` runs, by name: the advantage estimators of the on-policy loop, then ArCHer
+ALGORITHMS: dict[str, type[BaseModel]] = {**{name: config for name, (_, config) in ESTIMATORS.items()}, "archer": ArcherConfig}
+
+#: ``TrainConfig.algorithm``: one algorithm's config, told apart by ``name``
+AlgorithmConfig = Annotated[
+    Union[GRPOConfig, RLOOConfig, FlowGRPOConfig, MTGRPOConfig, GiGPOConfig, BilevelGAEConfig, ArcherConfig],
+    Field(discriminator="name"),
+]
+
+
+def algorithm_spec(value: Any) -> Any:
+    """``algorithm``'s value before validation: a bare name becomes ``{name: NAME}``; an unknown or missing
+    name raises ``ConfigError`` listing the algorithms (with the close ones first)."""
+    spec = {"name": value} if isinstance(value, str) else value
+    if isinstance(spec, BaseModel):
+        return spec
+    if not isinstance(spec, dict):
+        raise ConfigError(
+            f"algorithm {value!r} is neither a name nor a mapping: write algorithm: grpo or "
+            f"algorithm: {{name: gigpo, omega: 1.0}} (one of {', '.join(ALGORITHMS)})"
+        )
+    name = spec.get("name")
+    if name is None:
+        raise ConfigError(
+            f"algorithm {value!r} has no name: write algorithm: {{name: ..., ...}} with one of {', '.join(ALGORITHMS)}"
+        )
+    if name not in ALGORITHMS:
+        raise ConfigError(
+            f"unknown algorithm {name!r}.{did_you_mean(name, ALGORITHMS)} "
+            f"The algorithms are {', '.join(ALGORITHMS)}: set algorithm (or algorithm.name) to one of them"
+        )
+    return spec
 
 
 class _Frozen(BaseModel):
@@ -100,8 +150,8 @@ class CheckpointConfig(_Frozen):
 
 
 class TrainConfig(_Frozen):
-    """The whole run. ``algorithm`` is an advantage estimator's name or config (the GRPO family,
-    ``bilevel_gae``) or ``archer``; ``archer`` reads its settings from ``archer``."""
+    """The whole run. ``algorithm`` is an advantage estimator's config (the GRPO family, ``bilevel_gae``)
+    or ArCHer's, with its options (see :data:`ALGORITHMS`)."""
 
     run_dir: str = "runs/train"
     seed: int = 0
@@ -109,7 +159,8 @@ class TrainConfig(_Frozen):
     suite: str | None = None
     model: ModelConfig
     sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(max_new_tokens=32))
-    algorithm: dict[str, Any] = Field(default_factory=lambda: {"name": "grpo"})
+    #: the algorithm and its options: grpo, rloo, flow_grpo, mt_grpo, gigpo, bilevel_gae or archer
+    algorithm: AlgorithmConfig = Field(default_factory=GRPOConfig)
     #: StarPO-S: keep this fraction of the groups with the highest reward variance (None: all)
     keep_fraction: float | None = Field(None, gt=0, le=1)
     loss: LossConfig = Field(default_factory=LossConfig)
@@ -118,8 +169,6 @@ class TrainConfig(_Frozen):
     iterations: int = Field(100, ge=1)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
-    #: settings of ``algorithm: archer`` (turngym.trainers.archer.ArcherConfig fields)
-    archer: dict[str, Any] = Field(default_factory=dict)
     #: the weight-sync probe: max |engine logprob - trainer logprob| allowed after a sync
     probe_tolerance: float = Field(2e-3, gt=0)
     tensorboard: bool = True
@@ -130,22 +179,35 @@ class TrainConfig(_Frozen):
     #: and the update take turns, so the update's larger matmuls can use every core.
     update_threads: int | None = Field(None, ge=1)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _archer_section_moved(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "archer" in data:
+            raise ConfigError(
+                "the archer: section is gone: ArCHer's options now sit under algorithm, e.g. "
+                "algorithm: {name: archer, warmup_iterations: 0, critic: {steps_per_iteration: 10}}"
+            )
+        return data
+
     @field_validator("algorithm", mode="before")
     @classmethod
-    def _algorithm_name(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
+    def _algorithm_spec(cls, value: Any) -> Any:
+        return algorithm_spec(value)
+
+    @field_serializer("algorithm")
+    def _algorithm_dump(self, algorithm: BaseModel) -> dict[str, Any]:
+        # the name and the options set away from their defaults: {name: grpo} reads as the user wrote it
+        return {"name": self.algorithm_name, **algorithm.model_dump(mode="json", exclude_defaults=True)}
 
     @model_validator(mode="after")
     def _one_source(self) -> TrainConfig:
         if (self.env is None) == (self.suite is None):
             raise ValueError("give exactly one of env: {id: ...} or suite: NAME to train on")
-        if "name" not in self.algorithm:
-            raise ValueError(f"algorithm {self.algorithm!r} has no name: write algorithm: flow_grpo (or {{name: ...}})")
         return self
 
     @property
     def algorithm_name(self) -> str:
-        return str(self.algorithm["name"])
+        return self.algorithm.name
 
     @property
     def path(self) -> Path:

@@ -4,27 +4,80 @@
     summary = make_trainer(cfg).run(resume=False)
 
 ``algorithm: archer`` goes to ArCHer (turngym.trainers.archer); every other name is an advantage
-estimator of the on-policy loop (turngym.trainers.onpolicy).
+estimator of the on-policy loop (turngym.trainers.onpolicy). ``make_trainer`` first checks what the
+config names on this machine (``check_inputs``: the model directory, the env id or suite, ArCHer's
+dataset and encoder), so a mistake ends in a named error before any model loads.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from turngym.core.config import load_config
+from turngym.core.config import apply_overrides, read_yaml, validate_config
+from turngym.core.errors import ConfigError, RegistryError
 from turngym.trainers.config import TrainConfig
 
-__all__ = ["make_trainer", "train_config"]
+__all__ = ["check_inputs", "make_trainer", "train_config"]
 
 
 def train_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> TrainConfig:
-    return load_config(TrainConfig, path, overrides=list(overrides))
+    """The run's config from the YAML at ``path`` and ``--set`` overrides. A bare ``algorithm: NAME``
+    (in the file or set by an override) is read as ``{name: NAME}`` before the next override, so
+    ``--set algorithm=gigpo --set algorithm.omega=0.5`` works."""
+
+    def expand(data: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(data.get("algorithm"), str):
+            data["algorithm"] = {"name": data["algorithm"]}
+        return data
+
+    data = expand(read_yaml(path))
+    for override in overrides:
+        data = expand(apply_overrides(data, [override]))
+    return validate_config(TrainConfig, data, source=str(path))
+
+
+def check_inputs(cfg: TrainConfig) -> None:
+    """What ``cfg`` names must exist here: ``model.path`` a directory, ``env.id`` registered (or the
+    suite known), ArCHer's ``dataset`` and ``critic.encoder_path``. Raises ``ConfigError`` or
+    ``RegistryError`` naming the value and the fix; cheap (no model, no env is built)."""
+    _check_dir("model.path", cfg.model.path, "a local Hugging Face model directory (config.json, weights, "
+               "tokenizer): build a small one with `turngym models tiny --out DIR`")
+    if cfg.env is not None:
+        from turngym.core.registry import env_info
+
+        try:
+            env_info(cfg.env.id)
+        except RegistryError as e:
+            raise RegistryError(f"env.id: {e} Fix it in the YAML file or with --set env.id=ID.") from None
+    if cfg.suite is not None:
+        from turngym.benchmarks.suite import load_suite
+
+        load_suite(cfg.suite)
+    algorithm = cfg.algorithm
+    if algorithm.name == "archer":
+        if algorithm.critic.encoder_path is not None:
+            _check_dir("algorithm.critic.encoder_path", algorithm.critic.encoder_path,
+                       "a local model directory for the critic's encoder (any transformers AutoModel)")
+        if algorithm.mode == "offline" and not Path(algorithm.dataset or "").expanduser().exists():
+            raise ConfigError(
+                f"algorithm.dataset={algorithm.dataset!r} does not exist: give the saved episodes to train on "
+                "(a run's episodes directory, a turn-table parquet file or an eval run's episodes.jsonl)"
+            )
+
+
+def _check_dir(key: str, value: str, what: str) -> None:
+    if not Path(value).expanduser().is_dir():
+        cause = "is a file" if Path(value).expanduser().exists() else "does not exist"
+        raise ConfigError(f"{key}={value!r} {cause}: it must be {what}. Fix it in the YAML file or with --set {key}=DIR.")
 
 
 def make_trainer(cfg: TrainConfig) -> Any:
-    """The trainer of ``cfg.algorithm``: an object with ``run(resume=..., progress=...) -> dict``."""
+    """The trainer of ``cfg.algorithm``: an object with ``run(resume=..., progress=...) -> dict``,
+    after ``check_inputs(cfg)``."""
+    check_inputs(cfg)
     if cfg.algorithm_name == "archer":
         from turngym.trainers.archer.trainer import ArcherTrainer
 

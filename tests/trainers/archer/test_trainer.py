@@ -30,8 +30,8 @@ def make_cfg(run_dir: Path, model: Path, *, iterations: int = 1, eval_every: int
     return TrainConfig(
         run_dir=str(run_dir), seed=0, env=ENV, model={"path": str(model)},
         sampling={"temperature": 1.0, "max_new_tokens": 6, "constrain": True},
-        algorithm="archer", iterations=iterations, eval={"every": eval_every, "seeds": 2},
-        checkpoint={"every": 1, "keep": 3}, tensorboard=False, archer=settings,
+        algorithm={"name": "archer", **settings}, iterations=iterations, eval={"every": eval_every, "seeds": 2},
+        checkpoint={"every": 1, "keep": 3}, tensorboard=False,
     )
 
 

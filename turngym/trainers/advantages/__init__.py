@@ -11,12 +11,13 @@ returning ``Advantages`` (``bilevel_gae`` also takes ``values=``, the critic's p
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Union
 
 import numpy as np
-from pydantic import Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 
+from turngym.core.errors import did_you_mean
 from turngym.trainers.advantages.base import Advantages, EstimatorConfig, group_normalize, returns_to_go
 from turngym.trainers.advantages.bilevel_gae import BilevelGAEConfig, bilevel_gae
 from turngym.trainers.advantages.filters import StarPOFilter, starpo_s_keep
@@ -70,13 +71,22 @@ EstimatorSpec = Annotated[
 _SPEC = TypeAdapter(EstimatorSpec)
 
 
-def estimator_config(spec: dict[str, Any] | str) -> EstimatorConfig:
-    """The config of an estimator from a name or a dict such as ``{"name": "gigpo", "omega": 0.5}``."""
+def estimator_config(spec: EstimatorConfig | BaseModel | Mapping[str, Any] | str) -> EstimatorConfig:
+    """The config of an estimator from a typed config (returned as it is, e.g. ``TrainConfig.algorithm``),
+    a name, or a dict such as ``{"name": "gigpo", "omega": 0.5}``."""
+    if isinstance(spec, EstimatorConfig):
+        return spec
+    if isinstance(spec, BaseModel):  # another algorithm's config, such as ArcherConfig
+        spec = {"name": getattr(spec, "name", type(spec).__name__)}
     if isinstance(spec, str):
         spec = {"name": spec}
-    if spec.get("name") not in ESTIMATORS:
-        raise ValueError(f"unknown advantage estimator {spec.get('name')!r}: use one of {', '.join(ESTIMATORS)}")
-    return _SPEC.validate_python(spec)
+    name = spec.get("name")
+    if name not in ESTIMATORS:
+        raise ValueError(
+            f"unknown advantage estimator {name!r}.{did_you_mean(name, ESTIMATORS)} "
+            f"The estimators are {', '.join(ESTIMATORS)}."
+        )
+    return _SPEC.validate_python(dict(spec))
 
 
 def compute_advantages(
@@ -90,7 +100,10 @@ def compute_advantages(
     then sees only the kept groups, and the dropped episodes get ``keep=False`` and advantages 0."""
     name = getattr(cfg, "name", None)
     if name not in ESTIMATORS:
-        raise ValueError(f"unknown advantage estimator {name!r}: use one of {', '.join(ESTIMATORS)}")
+        raise ValueError(
+            f"unknown advantage estimator {name!r}.{did_you_mean(name, ESTIMATORS)} "
+            f"The estimators are {', '.join(ESTIMATORS)}."
+        )
     fn = ESTIMATORS[name][0]
     if (values is not None) != (name in NEEDS_VALUES):
         raise ValueError(

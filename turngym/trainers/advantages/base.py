@@ -26,9 +26,13 @@ class EstimatorConfig(BaseModel):
     GRPO code (TRL, verl, verl-agent) uses; the papers write "std" without saying which."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    group_key: GroupKey = "group_id"
-    eps: float = Field(1e-6, ge=0.0)
-    std_ddof: Literal[0, 1] = 1
+    group_key: GroupKey = Field(
+        "group_id",
+        description="the episodes compared with each other: 'group_id' (the G episodes sampled together), "
+        "'instance_hash' (every episode of the same task instance) or 'task_id'",
+    )
+    eps: float = Field(1e-6, ge=0.0, description="added to the group std before dividing by it")
+    std_ddof: Literal[0, 1] = Field(1, description="the std's delta degrees of freedom: 1 unbiased (torch.std), 0 population")
 
 
 @dataclass(frozen=True, eq=False)

@@ -18,17 +18,20 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from turngym.trainers.advantages.base import Advantages, EstimatorConfig
 from turngym.trainers.table import TurnTable
 
 
 class BilevelGAEConfig(EstimatorConfig):
+    """``algorithm: bilevel_gae``: GAE over turns, then over each turn's tokens, with a learned value head."""
+
     name: Literal["bilevel_gae"] = "bilevel_gae"
-    gamma: float = 1.0  # token-level discount
-    lam: float = 1.0  # lambda, at both levels
-    gamma_turn: float = 0.95  # turn-level discount
-    whiten: bool = True
+    gamma: float = Field(1.0, description="token-level discount")
+    lam: float = Field(1.0, description="lambda of GAE, at both levels")
+    gamma_turn: float = Field(0.95, description="turn-level discount")
+    whiten: bool = Field(True, description="whiten the token advantages over all action tokens")
 
 
 def turn_level_gae(r: np.ndarray, v_end: np.ndarray, *, gamma_turn: float, lam: float) -> np.ndarray:

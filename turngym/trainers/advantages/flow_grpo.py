@@ -11,14 +11,22 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from turngym.trainers.advantages.base import Advantages, EstimatorConfig, Norm, group_normalize, turn_advantages
 from turngym.trainers.table import TurnTable
 
 
 class FlowGRPOConfig(EstimatorConfig):
+    """``algorithm: flow_grpo``: every turn gets its episode's group-normalised outcome."""
+
     name: Literal["flow_grpo"] = "flow_grpo"
-    norm: Norm = "std"
-    group_stats: Literal["trajectories", "turn_rows"] = "trajectories"
+    norm: Norm = Field("std", description="'std': divide by the group std (+ eps); 'mean': subtract the group mean only")
+    group_stats: Literal["trajectories", "turn_rows"] = Field(
+        "trajectories",
+        description="the group statistics over the G trajectories (the paper) or over all turn rows of the group "
+        "(the public code: long episodes weigh more)",
+    )
 
 
 def flow_grpo(table: TurnTable, cfg: FlowGRPOConfig) -> Advantages:

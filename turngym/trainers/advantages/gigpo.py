@@ -35,13 +35,22 @@ from turngym.trainers.table import TurnTable
 
 
 class GiGPOConfig(EstimatorConfig):
+    """``algorithm: gigpo``: A = A^E (episode level) + omega * A^S (step level, over anchor states)."""
+
     name: Literal["gigpo"] = "gigpo"
-    norm: Norm = "std"
-    gamma: float = 0.95  # discount of the step-level return-to-go
-    omega: float = 1.0  # weight of A^S
-    anchors: Literal["exact", "fuzzy"] = "exact"
-    similarity: float = Field(0.95, gt=0.0, le=1.0)  # fuzzy anchors: SequenceMatcher ratio >= this
-    episode_stats: Literal["trajectories", "turn_rows"] = "trajectories"
+    norm: Norm = Field("std", description="'std': divide by the group std (+ eps); 'mean': subtract the group mean only")
+    gamma: float = Field(0.95, description="discount of the step-level return-to-go")
+    omega: float = Field(1.0, description="weight of the step-level advantage A^S")
+    anchors: Literal["exact", "fuzzy"] = Field(
+        "exact", description="which states share an anchor group: the same text ('exact') or similar text ('fuzzy')"
+    )
+    similarity: float = Field(
+        0.95, gt=0.0, le=1.0, description="fuzzy anchors: the difflib SequenceMatcher ratio two states need"
+    )
+    episode_stats: Literal["trajectories", "turn_rows"] = Field(
+        "trajectories",
+        description="the episode-level statistics over the G trajectories (the paper) or all step rows (verl-agent)",
+    )
 
 
 def text_hash(text: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from turngym.trainers.advantages.base import Advantages, EstimatorConfig, Norm, group_normalize, turn_advantages
 from turngym.trainers.table import TurnTable
@@ -19,14 +20,18 @@ Score = Literal["return", "outcome"]
 
 
 class GRPOConfig(EstimatorConfig):
+    """``algorithm: grpo``: one group-normalised score per episode, A_i = (R_i - mean R) / (std R + eps)."""
+
     name: Literal["grpo"] = "grpo"
-    norm: Norm = "std"  # "mean": the mean-only variant (divide by 1)
-    score: Score = "return"
+    norm: Norm = Field("std", description="'std': divide by the group std (+ eps); 'mean': subtract the group mean only")
+    score: Score = Field("return", description="the episode score R_i: 'return' (sum of turn rewards) or 'outcome'")
 
 
 class RLOOConfig(EstimatorConfig):
+    """``algorithm: rloo``: the leave-one-out mean of the other G-1 episodes as each episode's baseline."""
+
     name: Literal["rloo"] = "rloo"
-    score: Score = "return"
+    score: Score = Field("return", description="the episode score R_i: 'return' (sum of turn rewards) or 'outcome'")
 
 
 def _score(table: TurnTable, score: Score) -> np.ndarray:

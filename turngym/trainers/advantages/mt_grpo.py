@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from turngym.trainers.advantages.base import (
     Advantages,
     EstimatorConfig,
@@ -31,11 +33,17 @@ from turngym.trainers.table import TurnTable
 
 
 class MTGRPOConfig(EstimatorConfig):
+    """``algorithm: mt_grpo``: turn-level credit, the outcome advantage plus a per-turn one."""
+
     name: Literal["mt_grpo"] = "mt_grpo"
-    mode: Literal["aae", "cae", "rtg"] = "aae"
-    lam: float = 1.0  # lambda: weight of the turn advantage (AAE)
-    gamma: float = 1.0  # gamma: weight of R^O in CAE; discount of the return-to-go in "rtg"
-    norm: Norm = "std"
+    mode: Literal["aae", "cae", "rtg"] = Field(
+        "aae",
+        description="'aae': outcome advantage + lam * turn advantage (the paper's default); 'cae': normalised "
+        "turn reward + gamma * outcome; 'rtg': normalised discounted return-to-go per turn index",
+    )
+    lam: float = Field(1.0, description="lambda: weight of the turn advantage (aae)")
+    gamma: float = Field(1.0, description="weight of the outcome R^O (cae); discount of the return-to-go (rtg)")
+    norm: Norm = Field("std", description="'std': divide by the group std (+ eps); 'mean': subtract the group mean only")
 
 
 def mt_grpo(table: TurnTable, cfg: MTGRPOConfig) -> Advantages:

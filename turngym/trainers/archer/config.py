@@ -57,10 +57,12 @@ class ArcherActorConfig(BaseModel):
 
 
 class ArcherConfig(BaseModel):
-    """``algorithm: archer``. Frozen: validated once, read from one place."""
+    """``algorithm: {name: archer, ...}``: the options below sit under ``algorithm`` in a run's YAML.
+    Frozen: validated once, read from one place."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    name: Literal["archer"] = Field("archer", description="the algorithm: ArCHer (utterance critic + token actor)")
     mode: Literal["online", "offline"] = Field(
         "online", description="'online': collect episodes each iteration; 'offline': train on a saved run's episodes"
     )
@@ -79,14 +81,16 @@ class ArcherConfig(BaseModel):
     micro_batch_size: int = Field(8, ge=1, description="transitions per forward pass (gradient accumulation)")
     grad_clip: float = Field(1.0, gt=0, description="max global grad norm, for critic and actor alike")
     buffer_capacity: int = Field(100_000, ge=1, description="replay buffer size in transitions")
-    critic: ArcherCriticConfig = Field(default_factory=ArcherCriticConfig)
-    actor: ArcherActorConfig = Field(default_factory=ArcherActorConfig)
+    critic: ArcherCriticConfig = Field(
+        default_factory=ArcherCriticConfig, description="the utterance-level critic (ArcherCriticConfig)"
+    )
+    actor: ArcherActorConfig = Field(default_factory=ArcherActorConfig, description="the token-level actor (ArcherActorConfig)")
 
     @model_validator(mode="after")
     def _offline_needs_dataset(self) -> ArcherConfig:
         if self.mode == "offline" and not self.dataset:
             raise ValueError(
-                "mode='offline' trains on saved episodes but dataset is not set: give archer.dataset a turn-table "
+                "mode='offline' trains on saved episodes but dataset is not set: give algorithm.dataset a turn-table "
                 "parquet file or directory, or an episode store JSONL"
             )
         return self
