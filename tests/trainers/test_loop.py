@@ -1,0 +1,149 @@
+"""The one training loop around the algorithms: a model out of every checkpoint (hf loads it, its logprobs are
+the trainer's; LoRA merged), resume refusing a changed config but not a safe key, and no run directory of
+another kind overwritten (train over an eval run, eval over a training run)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tests.trainers.test_onpolicy import config
+from turngym.core.errors import ConfigError
+from turngym.trainers.config import TrainConfig
+from turngym.trainers.loop import SAFE_TO_CHANGE, check_resumable
+from turngym.trainers.onpolicy import OnPolicyTrainer
+from turngym.trainers.rollout import trainer_logprobs
+from turngym.trainers.table import read_parquet
+
+#: the hf backend's logprobs on the exported model vs the trainer's on its own model, float32 on CPU: the
+#: same weights (LoRA merged: W + BA computed once) through the same forward
+LOGPROB_TOL = 1e-5
+
+
+def _engine_logprobs(model_dir: Path, ids: list[int]) -> list[float]:
+    from turngym.agents.hf import HFBackend
+
+    async def go() -> list[float]:
+        backend = HFBackend(model=str(model_dir))  # what `--agent hf:DIR` builds
+        try:
+            return await backend.prompt_logprobs(ids)
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(go())
+
+
+def _recorded_tokens(run: Path, iteration: int) -> list[int]:
+    table = read_parquet(run / "episodes" / f"iter-{iteration:06d}.parquet")
+    return [int(t) for t in table.episode(0).tokens]
+
+
+def _max_diff(a: list[float], b: list[float]) -> float:
+    assert len(a) == len(b) and a
+    return max(abs(x - y) for x, y in zip(a, b, strict=True))
+
+
+def test_every_checkpoint_holds_a_model_that_hf_loads_with_the_trainers_logprobs(tmp_path, gn_model):
+    cfg = TrainConfig(**config(tmp_path, gn_model, algorithm="grpo", **{"eval.every": 0, "checkpoint.keep": 3}))
+    trainer = OnPolicyTrainer(cfg)
+    trainer.run(progress=False)
+    run = Path(cfg.run_dir)
+    for k in (1, 2):
+        model_dir = run / "checkpoints" / f"iter-{k:06d}" / "model"
+        names = {p.name for p in model_dir.iterdir()}
+        assert {"config.json", "model.safetensors", "chat_template.jinja", "turngym_tiny.json"} <= names, names
+    final = run / "checkpoints" / "iter-000002" / "model"
+    ids = _recorded_tokens(run, 2)
+    diff = _max_diff(_engine_logprobs(final, ids), trainer_logprobs(trainer.model, ids))
+    assert diff <= LOGPROB_TOL, diff
+    # and it is the trained model, not the base one
+    assert _max_diff(_engine_logprobs(gn_model, ids), trainer_logprobs(trainer.model, ids)) > 1e-4
+
+
+def test_a_lora_runs_model_is_merged_differs_from_the_base_and_resumes_exactly(tmp_path, gn_model):
+    """LoRA: the checkpoint's model/ is the merged model (hf loads it, logprobs = the trainer's, weights differ
+    from the base); a run of 1 iteration resumed with iterations=2 (a safe change) equals a 2-iteration run."""
+    lora = {"model.lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
+            "optim.lr": 0.05, "eval.every": 0, "rollout.groups": 6}
+    whole = TrainConfig(**config(tmp_path / "a", gn_model, iterations=2, **lora))
+    trainer = OnPolicyTrainer(whole)
+    trainer.run(progress=False)
+    final = Path(whole.run_dir) / "checkpoints" / "iter-000002" / "model"
+    assert not any("adapter" in p.name or "lora" in p.name for p in final.iterdir())
+    from safetensors.torch import load_file
+
+    base, merged = load_file(gn_model / "model.safetensors"), load_file(final / "model.safetensors")
+    assert base.keys() == merged.keys()
+    changed = {k for k in base if not torch.equal(base[k], merged[k])}
+    assert changed and all("q_proj" in k or "v_proj" in k for k in changed), changed
+    ids = _recorded_tokens(Path(whole.run_dir), 2)
+    assert _max_diff(_engine_logprobs(final, ids), trainer_logprobs(trainer.model, ids)) <= LOGPROB_TOL
+
+    cut = config(tmp_path / "b", gn_model, iterations=1, **lora)
+    OnPolicyTrainer(TrainConfig(**cut)).run(progress=False)
+    resumed = OnPolicyTrainer(TrainConfig(**{**cut, "iterations": 2}))
+    resumed.run(resume=True, progress=False)
+
+    def train_records(run: str) -> list[dict]:
+        lines = (Path(run) / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(x).items() if not k.startswith("time_")} for x in lines]
+
+    a, b = train_records(whole.run_dir), train_records(cut["run_dir"])
+    assert [r["iteration"] for r in b] == [1, 2]
+    for ra, rb in zip(a, b, strict=True):
+        assert ra.keys() == rb.keys()
+        for key, value in ra.items():
+            assert rb[key] == pytest.approx(value, abs=1e-9), key
+    for (n, p), (m, q) in zip(trainer.model.named_parameters(), resumed.model.named_parameters(), strict=True):
+        assert n == m and torch.equal(p, q), n
+
+
+def test_resume_refuses_a_changed_config_naming_the_keys(tmp_path, gn_model):
+    data = config(tmp_path, gn_model)
+    run = Path(data["run_dir"])
+    run.mkdir(parents=True)
+    from turngym.core.config import dump_config
+
+    (run / "config.yaml").write_text(dump_config(TrainConfig(**data)))
+    changed = TrainConfig(**{**data, "optim": {**data["optim"], "lr": 0.5}, "rollout": {"groups": 1, "group_size": 4}})
+    with pytest.raises(ConfigError) as err:
+        check_resumable(run, changed)
+    message = str(err.value)
+    assert "optim.lr: 0.001 -> 0.5" in message and "rollout.groups: 2 -> 1" in message
+    assert "--resume" in message and "iterations" in message  # the fix, and what may change
+    # through the trainer: refused before anything is loaded or written
+    with pytest.raises(ConfigError, match=r"optim\.lr"):
+        OnPolicyTrainer(changed).run(resume=True, progress=False)
+    assert yaml.safe_load((run / "config.yaml").read_text())["optim"]["lr"] == 0.001
+    # the safe keys pass
+    safe = TrainConfig(**{**data, "iterations": 7, "eval": {**data["eval"], "every": 3}, "checkpoint": {"every": 2, "keep": 5},
+                          "tensorboard": True, "torch_threads": 1, "update_threads": 2})
+    check_resumable(run, safe)
+    assert set(SAFE_TO_CHANGE) >= {"iterations", "eval.every", "checkpoint.every", "checkpoint.keep"}
+
+
+def test_train_refuses_an_eval_run_and_eval_refuses_a_training_run(tmp_path, gn_model):
+    from turngym.benchmarks.eval import eval_config, plan_run
+
+    eval_run = tmp_path / "eval-run"
+    eval_run.mkdir()
+    (eval_run / "config.yaml").write_text("suite: {name: smoke}\n")
+    (eval_run / "episodes.jsonl").write_text("")
+    (eval_run / "summary.json").write_text("{}")
+    cfg = TrainConfig(**config(tmp_path, gn_model, run_dir=str(eval_run)))
+    for resume in (False, True):
+        with pytest.raises(ConfigError, match="holds an eval run"):
+            OnPolicyTrainer(cfg).run(resume=resume, progress=False)
+    assert (eval_run / "config.yaml").read_text() == "suite: {name: smoke}\n"
+
+    train_run = tmp_path / "train-run"
+    (train_run / "checkpoints").mkdir(parents=True)
+    (train_run / "config.yaml").write_text("run_dir: x\n")
+    with pytest.raises(ConfigError, match="holds a training run"):
+        plan_run(eval_config("smoke", agent="scripted"), train_run)
+    assert (train_run / "config.yaml").read_text() == "run_dir: x\n"
