@@ -112,7 +112,7 @@ def kill_job(job):
                 os.kill(p, signal.SIGKILL)
             except OSError:
                 pass
-        reap_orphans()
+        reap_children()
         time.sleep(0.002)
 
 
@@ -124,8 +124,9 @@ def zombie(pid):
         return True
 
 
-def reap_orphans():
-    """Reap exited processes that are not our commands (orphans re-parented to pid 1)."""
+def reap_children():
+    """Reap every exited child (orphans re-parented to pid 1 among them); for our commands, record the
+    wait status, which ``reap`` answers."""
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -268,20 +269,12 @@ def finish(job, status):
 
 
 def reap():
+    """Reap every exited child and answer for each of our commands that has exited."""
+    reap_children()
     for pid, job in list(jobs.items()):
         if job.status is not None:
             del jobs[pid]
             finish(job, job.status)
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        job = jobs.pop(pid, None)
-        if job is not None:
-            finish(job, status)
 
 
 def resolve(path):
