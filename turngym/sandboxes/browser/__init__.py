@@ -18,14 +18,9 @@ One idea a module:
     actions.py       BrowserAction, what a session can be asked to do
     set_of_marks.py  the screenshot with element ids drawn on it
 
-Importing this package imports neither Playwright nor Pillow: they load on first use.
-
-Errors (all ``SandboxError``)::
-
-    SandboxError
-    └── PageError        the page of one session cannot go on; the episode ends, the browser lives
-        ├── PageCrashed  the renderer process died
-        └── PageHung     the page did not answer within the timeout (an endless script)
+Importing this package imports neither Playwright nor Pillow: they load on first use. Errors are
+``SandboxError``s; a page that cannot go on raises ``PageError`` (``PageCrashed``, ``PageHung``), drawn
+in session.py.
 """
 
 from turngym.sandboxes.browser.a11y import Element, parse_snapshot
