@@ -27,7 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-TASKS = ("enter-text", "login-user", "enter-password")
+TASKS = ("enter-text", "login-user", "enter-password")  # = turngym.benchmarks.bench.BROWSER_TASKS (the
+# BrowserGym side runs in its own venv, without turngym)
 STEPS = 3
 CHROMIUM = "/usr/bin/chromium"
 BG_VENV = Path(os.environ.get("BROWSERGYM_VENV", Path.home() / ".cache/turngym/browsergym-venv"))
@@ -102,52 +103,31 @@ def run_browsergym(setting: str, episodes: int, concurrent_episodes: int) -> dic
 
 async def run_turngym(screenshot: bool, episodes: int, concurrent_episodes: int) -> dict:
     import turngym
-    from turngym.agents.base import Agent, Policy
-    from turngym.agents.runner import EpisodeTask, run_episodes
+    from turngym.agents.runner import EpisodeTask
+    from turngym.benchmarks.bench import ClickFirstTextBox, rollout_throughput, time_episodes
+    from turngym.core.wrappers import aclose
 
     resets, steps = [], []
     for task in TASKS:
         env = turngym.make(f"miniwob/{task}-v1", screenshot=screenshot)
-        await env.areset(seed=10_000)  # start the browser and fill the pool: not an episode of the figure
-        for k in range(episodes):
-            t = time.perf_counter()
-            await env.areset(seed=k)
-            resets.append(time.perf_counter() - t)
-            box = next(e for e in env.unwrapped.session.last.elements.values() if e.role == "textbox")
-            for _ in range(STEPS):
-                t = time.perf_counter()
-                await env.astep(f"click({box.id})")
-                steps.append(time.perf_counter() - t)
-        await env.aclose()
-
-    class ClickFirstBox(Agent):
-        name = "perf"
-
-        async def start(self, env, *, seed):
-            unwrapped = env.unwrapped
-
-            class P(Policy):
-                async def act(self, observation):
-                    box = next(e for e in unwrapped.session.last.elements.values() if e.role == "textbox")
-                    return f"click({box.id})"
-
-            return P()
+        # warm-up seed 10_000 starts the browser and fills the pool: not an episode of the figure
+        times = await time_episodes(env, ClickFirstTextBox(), episodes=episodes, max_steps=STEPS, warmup=10_000)
+        resets += times.resets
+        steps += times.steps
+        await aclose(env)
 
     kwargs = {"screenshot": screenshot}
     tasks = [
         EpisodeTask(env_id=f"miniwob/{TASKS[i % len(TASKS)]}-v1", env_kwargs=kwargs, seed=i, episode_id=str(i), max_turns=STEPS)
         for i in range(concurrent_episodes)
     ]
-    t = time.perf_counter()
-    done = await run_episodes(tasks, ClickFirstBox(), concurrency=8)
-    wall = time.perf_counter() - t
-    errors = [e.error for e in done if e.error]
-    if errors:
-        print("turngym episode errors:", errors[:3], file=sys.stderr)
+    done = await rollout_throughput(tasks, ClickFirstTextBox(), concurrency=8)
+    if done.errors:
+        print("turngym episode errors:", done.errors[:3], file=sys.stderr)
     return {
         "reset_p50": statistics.median(resets),
         "step_p50": statistics.median(steps),
-        "eps_per_s": len(done) / wall,
+        "eps_per_s": done.episodes / done.wall,
     }
 
 

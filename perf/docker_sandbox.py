@@ -35,17 +35,10 @@ def ms(xs: list[float]) -> float:
     return statistics.median(xs) * 1000
 
 
-async def timed(fn, n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        await fn()
-        out.append(time.perf_counter() - t)
-    return out
-
-
 async def one_repeat(samples: int) -> dict[str, float]:
-    from turngym.sandboxes.docker import DockerSandbox, SandboxConfig
+    from turngym.benchmarks.bench import time_calls as timed
+    from turngym.benchmarks.bench import time_cold_starts, time_resets
+    from turngym.sandboxes.docker import SandboxConfig
     from turngym.sandboxes.pool import SandboxPool
 
     res: dict[str, float] = {}
@@ -76,7 +69,7 @@ async def one_repeat(samples: int) -> dict[str, float]:
         res["exec_docker_cli"] = ms(await timed(lambda: asyncio.to_thread(cli), max(10, samples // 4)))
 
         # reset-to-clean as the episode sees it: dirty sandbox back, clean one out
-        reset, clean = [], []
+        reset = []
         for _ in range(samples):
             await sb.exec("echo x > junk; echo y > /tmp/junk; sleep 600 &")
             while pool.stats()["ready"] < 1:  # steady state: the previous one is cleaned already
@@ -86,11 +79,7 @@ async def one_repeat(samples: int) -> dict[str, float]:
             sb = await pool.acquire()
             reset.append(time.perf_counter() - t)
             assert (await sb.exec("ls -A /work /tmp")).stdout.split() == ["/tmp:", "/work:"]
-        for _ in range(samples):
-            await sb.exec("echo x > junk; sleep 600 &")
-            t = time.perf_counter()
-            await sb.reset()
-            clean.append(time.perf_counter() - t)
+        clean = await time_resets(sb, samples, dirty="echo x > junk; sleep 600 &")
         res["reset_episode"] = ms(reset)
         res["reset_inplace"] = ms(clean)
         pool.release(sb)
@@ -113,13 +102,7 @@ async def one_repeat(samples: int) -> dict[str, float]:
     finally:
         await env.aclose()
 
-    cold = []
-    for _ in range(max(5, samples // 10)):
-        t = time.perf_counter()
-        box = await DockerSandbox.create(config=SandboxConfig())
-        cold.append(time.perf_counter() - t)
-        await box.close()
-    res["cold_start"] = ms(cold)
+    res["cold_start"] = ms(await time_cold_starts(max(5, samples // 10), SandboxConfig()))
     return res
 
 

@@ -24,46 +24,20 @@ import asyncio
 import os
 import platform
 import random
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import turngym
+from turngym.benchmarks.bench import Rate, median_rate, timed
 from turngym.core.registry import load_object
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXTARENA_GAMES = ["GuessTheNumber-v0", "TicTacToe-v0", "ConnectFour-v0", "Nim-v0"]
 LOAD = os.getloadavg()
 TARGETS = {"direct": 100_000, "runner": 20_000, "overhead_pct": 10.0}
-
-
-@dataclass
-class Rate:
-    steps: int
-    cpu: float
-    wall: float
-
-    @property
-    def per_cpu(self) -> float:
-        return self.steps / self.cpu if self.cpu > 0 else float("nan")
-
-    @property
-    def per_wall(self) -> float:
-        return self.steps / self.wall if self.wall > 0 else float("nan")
-
-
-def timed(fn: Callable[[], int]) -> Rate:
-    c0, w0 = time.process_time(), time.perf_counter()
-    steps = fn()
-    return Rate(steps, time.process_time() - c0, time.perf_counter() - w0)
-
-
-def median_rate(runs: list[Rate]) -> tuple[float, float]:
-    return statistics.median(r.per_cpu for r in runs), statistics.median(r.per_wall for r in runs)
 
 
 # -- (a) and (b): built-in games -----------------------------------------------------------------

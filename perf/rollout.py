@@ -62,15 +62,12 @@ def turn_prompts(episodes) -> list[list[tuple[list[int], int]]]:
 
 
 async def turngym_run(agent, n: int, turns: int) -> tuple[float, int, list]:
-    from turngym.agents.runner import run_episodes
+    from turngym.benchmarks.bench import rollout_throughput
 
-    t0 = time.perf_counter()
-    eps = await run_episodes(tasks(n, turns), agent, concurrency=n)
-    wall = time.perf_counter() - t0
-    bad = [e.error for e in eps if e.error]
-    if bad:
-        raise RuntimeError(f"{len(bad)} episodes failed: {bad[:3]}")
-    return wall, sum(sum(e.mask) for e in eps), eps
+    done = await rollout_throughput(tasks(n, turns), agent, concurrency=n)
+    if done.errors:
+        raise RuntimeError(f"{len(done.errors)} episodes failed: {done.errors[:3]}")
+    return done.wall, done.tokens, done.played
 
 
 def hf_raw(model, rounds, new_tokens: int, pad_id: int) -> tuple[float, int]:

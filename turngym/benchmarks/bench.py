@@ -12,7 +12,7 @@ Each returns a :class:`BenchResult` (what was measured, with which parameters, a
 
 Errors: a missing Docker engine or Chromium raises :class:`~turngym.core.errors.EnvUnavailable` naming
 what is missing and how to install it; an unknown env id a :class:`~turngym.core.errors.RegistryError`.
-Nothing heavy is imported at module level (agents, Docker, Playwright load inside the functions).
+Nothing heavy is imported at module level (models, Docker, Playwright load inside the functions).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from turngym.agents.base import Agent, Policy
 from turngym.core.errors import EnvUnavailable
 
 #: MiniWoB++ tasks whose first text box can be clicked at every step without ending the episode
@@ -260,27 +261,23 @@ def require_browser() -> None:
         )
 
 
-class ClickFirstTextBox:
+class ClickFirstTextBox(Agent):
     """An agent for MiniWoB++ pages: it clicks the page's first text box at every step (which never
     ends the episode), so every step costs an action and a fresh observation, nothing else."""
 
     name = "click-first-text-box"
-    trainable = False
 
-    async def start(self, env: Any, *, seed: int | None) -> Any:
-        from turngym.agents.base import Policy
+    async def start(self, env: Any, *, seed: int | None) -> Policy:
+        return _ClickFirstTextBoxPolicy(env.unwrapped)
 
-        unwrapped = env.unwrapped
 
-        class _Click(Policy):
-            async def act(self, observation: Any) -> str:
-                box = next(e for e in unwrapped.session.last.elements.values() if e.role == "textbox")
-                return f"click({box.id})"
+class _ClickFirstTextBoxPolicy(Policy):
+    def __init__(self, env: Any) -> None:
+        self.env = env
 
-        return _Click()
-
-    async def aclose(self) -> None:
-        pass
+    async def act(self, observation: Any) -> str:
+        box = next(e for e in self.env.session.last.elements.values() if e.role == "textbox")
+        return f"click({box.id})"
 
 
 def bench_browser(
