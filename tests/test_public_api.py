@@ -16,6 +16,9 @@ PUBLIC = [
     "Episode",
     "Message",
     "Observation",
+    "PageCrashed",
+    "PageError",
+    "PageHung",
     "RegistryError",
     "SandboxError",
     "StaleWeightsError",
@@ -73,3 +76,6 @@ def test_the_modules_that_raise_them_use_the_same_classes():
 
     assert TemplateError is turngym.TemplateError and CheckFailed is turngym.CheckFailed
     assert BackendError is turngym.BackendError and StaleWeightsError is turngym.StaleWeightsError
+    from turngym.sandboxes.browser import PageCrashed, PageError, PageHung
+
+    assert (PageError, PageCrashed, PageHung) == (turngym.PageError, turngym.PageCrashed, turngym.PageHung)

@@ -10,6 +10,9 @@
     ├── StaleWeightsError        (RuntimeError) the rollout engine does not serve the weights just pushed to it
     ├── CheckFailed              (AssertionError) an env failed one of ``turngym envs check``'s checks
     └── SandboxError             (RuntimeError) a sandbox that cannot be created or stopped answering
+        └── PageError            one browser page cannot go on (the episode ends, the browser goes on)
+            ├── PageCrashed      the page's renderer process died
+            └── PageHung         the page did not answer within the timeout (an endless script)
 
 The second base in parentheses keeps ``except ValueError`` (or ``RuntimeError``, ...) clauses working.
 Every message names the value, the cause and the fix. The command line exits with code 2 on
@@ -27,6 +30,9 @@ __all__ = [
     "CheckFailed",
     "ConfigError",
     "EnvUnavailable",
+    "PageCrashed",
+    "PageError",
+    "PageHung",
     "RegistryError",
     "SandboxError",
     "StaleWeightsError",
@@ -82,6 +88,18 @@ class CheckFailed(TurngymError, AssertionError):
 
 class SandboxError(TurngymError, RuntimeError):
     """A sandbox (container, browser) that cannot be created or stopped answering."""
+
+
+class PageError(SandboxError):
+    """The page of one session cannot go on (the episode ends; the browser and the run go on)."""
+
+
+class PageCrashed(PageError):
+    """The page's renderer process died."""
+
+
+class PageHung(PageError):
+    """The page did not answer within the timeout (an endless script)."""
 
 
 def did_you_mean(value: object, choices: Iterable[str], *, n: int = 3, cutoff: float = 0.6) -> str:

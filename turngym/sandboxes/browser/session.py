@@ -7,7 +7,7 @@ Isolation: each session is its own browser context (cookies, storage, cache); ev
 not to a loopback host (127.0.0.1, localhost, ::1), a ``file:`` or a ``data:`` URL is aborted and
 recorded (``url_allowed``); service workers are blocked so they cannot bypass the routing.
 
-Errors (all ``SandboxError``)::
+Errors (all ``SandboxError``, defined in ``turngym.core.errors``)::
 
     SandboxError
     └── PageError        the page of one session cannot go on; the episode ends, the browser lives
@@ -28,26 +28,13 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from turngym.core.errors import ActionError, SandboxError
+from turngym.core.errors import ActionError, PageCrashed, PageError, PageHung
 from turngym.sandboxes.browser.a11y import Element, parse_snapshot
 from turngym.sandboxes.browser.actions import BrowserAction
 from turngym.sandboxes.browser.config import BrowserConfig, ContextOptions
 from turngym.sandboxes.browser.set_of_marks import draw_marks
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
-
-
-class PageError(SandboxError):
-    """The page of one session cannot go on (the episode ends; the browser and the run go on)."""
-
-
-class PageCrashed(PageError):
-    pass
-
-
-class PageHung(PageError):
-    pass
-
 
 
 class PageSnapshot(BaseModel):
