@@ -79,3 +79,20 @@ def test_the_modules_that_raise_them_use_the_same_classes():
     from turngym.sandboxes.browser import PageCrashed, PageError, PageHung
 
     assert (PageError, PageCrashed, PageHung) == (turngym.PageError, turngym.PageCrashed, turngym.PageHung)
+
+
+def test_no_module_defines_an_exception_outside_the_tree():
+    import ast
+    from pathlib import Path
+
+    package = Path(turngym.__file__).parent
+    found = []
+    for path in package.rglob("*.py"):
+        if path == Path(errors.__file__):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                bases = [b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "") for b in node.bases]
+                if any(b.endswith(("Error", "Exception", "Failed", "Unavailable")) or b in errors.__all__ for b in bases):
+                    found.append(f"{path.relative_to(package)}: {node.name}")
+    assert found == [], "define these in turngym/core/errors.py (and draw them in its tree): " + ", ".join(found)
