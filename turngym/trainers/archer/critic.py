@@ -110,7 +110,7 @@ class TextEncoder(nn.Module):
             model = AutoModel.from_pretrained(str(path), local_files_only=True, dtype=dtype)
         except OSError as e:
             raise ConfigError(
-                f"cannot load a critic encoder from {str(path)!r}: {e}. Give archer.critic.encoder_path a local "
+                f"cannot load a critic encoder from {str(path)!r}: {e}. Give algorithm.critic.encoder_path a local "
                 "directory holding a transformers model and its tokenizer (config.json, weights, tokenizer.json)"
             ) from e
         return cls(model=model, tokenizer=tokenizer, pooling=pooling, max_length=max_length)

@@ -75,6 +75,6 @@ def load_offline_episodes(path: str | Path) -> list[Episode]:
     if p.suffix == ".parquet" or (p.is_dir() and any(p.glob("*.parquet"))):
         return table_episodes(read_parquet(p))
     raise ConfigError(
-        f"archer.dataset={str(p)!r} is neither an episode store JSONL nor a turn-table parquet file or directory: "
+        f"algorithm.dataset={str(p)!r} is neither an episode store JSONL nor a turn-table parquet file or directory: "
         "point it at runs/NAME/episodes (a training run) or runs/NAME/episodes.jsonl (an eval run)"
     )

@@ -1,6 +1,6 @@
 """ArCHer's loop: collect, fit the utterance-level critic off-policy, step the token-level actor, sync.
 
-    trainer = ArcherTrainer(TrainConfig(..., algorithm="archer", archer={...}))
+    trainer = ArcherTrainer(TrainConfig(..., algorithm={"name": "archer", "warmup_iterations": 0, ...}))
     summary = trainer.run(resume=False)       # or resume=True: continue from the newest checkpoint
 
 One iteration (RESEARCH.md section 5; the math is in ``math.py``, the critic in ``critic.py``):
@@ -15,7 +15,7 @@ One iteration (RESEARCH.md section 5; the math is in ``math.py``, the critic in 
     sync:    (the training loop) the new weights go into the rollout backend, and a logprob probe checks it
              serves them (max |engine - trainer| <= probe_tolerance, else StaleWeightsError)
 
-Offline (``archer.mode: offline``): the buffer is filled once from ``archer.dataset`` (a turn-table
+Offline (``algorithm.mode: offline``): the buffer is filled once from ``algorithm.dataset`` (a turn-table
 parquet file or directory, or an eval run's episode store JSONL) and nothing is collected; the backend
 still serves the evaluation episodes.
 
@@ -164,13 +164,13 @@ class ArcherTrainer:
 
     # -- the Algorithm protocol (turngym.trainers.loop) ------------------------------------------------
     async def start(self, loop: TrainLoop, *, fresh: bool) -> None:
-        """A fresh offline run fills the buffer from ``archer.dataset`` (a resumed one restored it)."""
+        """A fresh offline run fills the buffer from ``algorithm.dataset`` (a resumed one restored it)."""
         if fresh and self.acfg.mode == "offline":
             self.buffer = ReplayBuffer(capacity=self.acfg.buffer_capacity, seed=self.cfg.seed)
             self._add_episodes(load_offline_episodes(self.acfg.dataset or ""))
             if len(self.buffer) == 0:
                 raise ConfigError(
-                    f"archer.dataset={self.acfg.dataset!r} holds no trainable episodes (token streams recorded by an "
+                    f"algorithm.dataset={self.acfg.dataset!r} holds no trainable episodes (token streams recorded by an "
                     "LLM agent): record them with an hf or vllm agent"
                 )
 
