@@ -52,7 +52,7 @@ import torch
 from turngym.core.config import dump_config
 from turngym.core.errors import ConfigError
 from turngym.trainers.config import TrainConfig
-from turngym.trainers.policy import MODEL_DIR, is_lora, save_model_dir
+from turngym.trainers.policy import MODEL_DIR, is_lora, quiet_hf, save_model_dir
 from turngym.trainers.rollout import evaluate, make_backend, resolve_device, sync_weights
 from turngym.trainers.run import RunDir, capture_rng, restore_rng
 
@@ -370,7 +370,8 @@ class TrainLoop:
             else:
                 from transformers import AutoModelForCausalLM
 
-                saved = AutoModelForCausalLM.from_pretrained(ckpt / MODEL_DIR, dtype=torch.float32)
+                with quiet_hf():
+                    saved = AutoModelForCausalLM.from_pretrained(ckpt / MODEL_DIR, dtype=torch.float32)
                 model.load_state_dict(saved.state_dict())
                 del saved
         except (RuntimeError, KeyError, OSError) as e:

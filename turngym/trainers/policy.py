@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +22,26 @@ import torch
 
 from turngym.core.errors import ConfigError
 
-__all__ = ["MODEL_DIR", "export_model", "is_lora", "load_policy", "save_model_dir"]
+__all__ = ["MODEL_DIR", "export_model", "is_lora", "load_policy", "quiet_hf", "save_model_dir"]
 
 #: the model directory inside a checkpoint
 MODEL_DIR = "model"
 #: files of the base model directory copied next to the weights (the tokenizer is re-saved)
 _EXTRA_FILES = ("chat_template.jinja", "turngym_tiny.json")
+
+
+@contextmanager
+def quiet_hf() -> Iterator[None]:
+    """transformers' own progress bars off (its "Writing model shards" would cut through the run's display)."""
+    from transformers.utils import logging
+
+    was = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            logging.enable_progress_bar()
 
 
 def is_lora(model: torch.nn.Module) -> bool:
@@ -62,12 +78,13 @@ def save_model_dir(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if is_lora(model):
-        plain = model.get_base_model()  # type: ignore[attr-defined]
-        weights = {name: t.contiguous() for name, t in served_weights(model)}
-        plain.save_pretrained(out, state_dict=weights, safe_serialization=True)
-    else:
-        model.save_pretrained(out, safe_serialization=True)  # type: ignore[attr-defined]
+    with quiet_hf():
+        if is_lora(model):
+            plain = model.get_base_model()  # type: ignore[attr-defined]
+            weights = {name: t.contiguous() for name, t in served_weights(model)}
+            plain.save_pretrained(out, state_dict=weights, safe_serialization=True)
+        else:
+            model.save_pretrained(out, safe_serialization=True)  # type: ignore[attr-defined]
     if tokenizer is None:
         from transformers import AutoTokenizer
 
