@@ -175,3 +175,30 @@ def test_sampled_utterances_obey_the_constraint_and_their_logprobs_line_up(gn_mo
             want.append(float(row[t] - torch.logsumexp(row[sampled.allowed[rows[j] - 1]], 0)))
         got = logp[b][mask[b]].detach()
         torch.testing.assert_close(got, torch.tensor(want), atol=1e-4, rtol=0)
+
+
+def test_sampled_utterances_use_the_backends_draw_with_top_p(gn_model):
+    """a~ goes through the hf backend's draw: with a vanishing top-p only the top token survives, so two
+    generators sample the same replies (the constrained greedy ones); with top_p=1 they differ."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from turngym.agents.sampling import TokenFSM, vocabulary
+    from turngym.envs.games.guess_number import GuessNumberEnv
+    from turngym.trainers.archer.sampler import sample_utterances
+
+    tok = AutoTokenizer.from_pretrained(gn_model)
+    model = AutoModelForCausalLM.from_pretrained(gn_model, dtype=torch.float32).eval()
+    eos = [tok.convert_tokens_to_ids("<|im_end|>")]
+    fsm = TokenFSM.build(GuessNumberEnv(low=1, high=16).action_format.pattern(), vocabulary(tok), eos_ids=eos)
+    prompt = tok.apply_chat_template([{"role": "user", "content": "guess"}], add_generation_prompt=True, tokenize=True)
+    prompts = [list(prompt["input_ids"] if hasattr(prompt, "keys") else prompt)] * 8
+
+    def replies(top_p: float, seed: int) -> list[list[int]]:
+        return sample_utterances(
+            model, tok, prompts, max_new_tokens=6, temperature=1.0, top_p=top_p, eos_ids=eos,
+            pad_id=tok.pad_token_id, fsm=fsm, generator=torch.Generator().manual_seed(seed),
+        ).ids
+
+    narrow = replies(1e-9, 0)
+    assert narrow == replies(1e-9, 1) and all(r == narrow[0] for r in narrow)
+    assert replies(1.0, 0) != replies(1.0, 1)

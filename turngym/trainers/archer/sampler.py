@@ -5,7 +5,10 @@
     logp, mask, hidden = policy_forward(model, prompts, sampled, pad_id, hidden=True)
 
 The prompts are the transitions' recorded ``state_ids`` (the exact tokens the policy saw); sampling runs
-raw logits -> constraint mask -> temperature -> one inverse-CDF draw per row, as the hf backend samples.
+raw logits -> constraint mask -> temperature -> top-p -> one draw per row with the hf backend's own
+sampling code (``turngym.agents.hf.draw``), the KV cache passed as the backend passes it
+(``turngym.agents.hf.kv.cache_argument``). What differs from the backend is only whose weights sample: the
+trainer's current ones, which change between the actor's steps, where the engine serves the last sync.
 Under a constraint the actor's logprobs are those of the constrained policy (``constrained_logprobs``).
 """
 
@@ -17,7 +20,9 @@ from typing import Any
 
 import torch
 
-from turngym.agents.sampling import TokenFSM
+from turngym.agents.hf.draw import draw
+from turngym.agents.hf.kv import cache_argument
+from turngym.agents.sampling import SamplingConfig, TokenFSM
 from turngym.trainers.constraint import constrained_logprobs
 from turngym.trainers.losses import token_logprobs
 
@@ -82,13 +87,14 @@ def sample_utterances(
     *,
     max_new_tokens: int,
     temperature: float,
+    top_p: float = 1.0,
     eos_ids: Sequence[int],
     pad_id: int,
     fsm: TokenFSM | None = None,
     generator: torch.Generator | None = None,
 ) -> Sampled:
     """One reply per prompt, sampled with ``model`` (left-padded batch, KV cache), raw logits -> constraint
-    mask -> temperature -> draw, as the hf backend samples; stops at an EOS or ``max_new_tokens``."""
+    mask -> temperature -> top-p -> draw (the hf backend's ``draw``); stops at an EOS or ``max_new_tokens``."""
     from transformers import DynamicCache
 
     device = next(model.parameters()).device
@@ -103,9 +109,11 @@ def sample_utterances(
     done = [False] * n
     eos = {int(e) for e in eos_ids}
     cache = DynamicCache()
+    kv = {cache_argument(model): cache}
+    sampling = SamplingConfig(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
     out = model(
         input_ids=ids.to(device), attention_mask=attn.to(device), position_ids=pos.to(device),
-        past_key_values=cache, use_cache=True, logits_to_keep=1,
+        use_cache=True, logits_to_keep=1, **kv,
     )
     for _ in range(max_new_tokens):
         logits = out.logits[:, -1, :].float().cpu()
@@ -119,10 +127,7 @@ def sample_utterances(
                 else:
                     mask[b] = True
             logits = logits.masked_fill(~mask, float("-inf"))
-        # inverse-CDF draw: one uniform per row (torch.multinomial is ~10x slower over a 32k vocabulary)
-        cdf = torch.softmax(logits / temperature, dim=-1).cumsum(dim=-1)
-        u = torch.rand((n, 1), generator=generator) * cdf[:, -1:]
-        nxt = torch.searchsorted(cdf, u, right=True)[:, 0].clamp_(max=vocab_size - 1)
+        nxt = draw(logits, [sampling] * n, [generator] * n).clamp_(max=vocab_size - 1)
         for b in range(n):
             if done[b]:
                 nxt[b] = pad_id
@@ -141,7 +146,7 @@ def sample_utterances(
         pos = pos[:, -1:] + 1
         out = model(
             input_ids=nxt[:, None].to(device), attention_mask=attn.to(device), position_ids=pos.to(device),
-            past_key_values=cache, use_cache=True,
+            use_cache=True, **kv,
         )
     texts = [
         tokenizer.decode(s[:-1] if s and s[-1] in eos else s, skip_special_tokens=False) for s in out_ids

@@ -21,7 +21,8 @@ still serves the evaluation episodes.
 
 ArcherTrainer is the ArCHer part of the one training loop (turngym.trainers.loop: run directory, resume,
 eval schedule, weight sync, metrics, progress and checkpoints are the loop's). a~ is sampled
-token-faithfully with the trainer's own model (``sampler.py``), the offline data is read by ``offline.py``,
+token-faithfully with the trainer's own model through the hf backend's sampling code (``sampler.py``;
+``actor.temperature``, the rollout's ``sampling.top_p``), the offline data is read by ``offline.py``,
 the default critic encoder is built by ``encoder.py``.
 
 The critic's encoder phi: ``critic.encoder: separate`` (default) is a small model of its own,
@@ -261,6 +262,7 @@ class ArcherTrainer:
         a = self.acfg.actor
         sampled = sample_utterances(
             self.model, self.tokenizer, prompts, max_new_tokens=a.max_new_tokens, temperature=a.temperature,
+            top_p=self.cfg.sampling.top_p,
             eos_ids=self.eos_ids, pad_id=self.pad_id, fsm=self._fsm, generator=self.generator,
         )
         return prompts, sampled
