@@ -29,15 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_valid
 
 from turngym.agents.sampling import SamplingConfig
 from turngym.core.errors import ConfigError, did_you_mean
-from turngym.trainers.advantages import (
-    ESTIMATORS,
-    BilevelGAEConfig,
-    FlowGRPOConfig,
-    GiGPOConfig,
-    GRPOConfig,
-    MTGRPOConfig,
-    RLOOConfig,
-)
+from turngym.trainers.advantages import ESTIMATORS, EstimatorSpec, GRPOConfig
 from turngym.trainers.archer.config import ArcherConfig
 from turngym.trainers.losses import LossConfig
 from turngym.trainers.update import OptimConfig
@@ -58,11 +50,9 @@ __all__ = [
 #: every algorithm ``turngym train`` runs, by name: the advantage estimators of the on-policy loop, then ArCHer
 ALGORITHMS: dict[str, type[BaseModel]] = {**{name: config for name, (_, config) in ESTIMATORS.items()}, "archer": ArcherConfig}
 
-#: ``TrainConfig.algorithm``: one algorithm's config, told apart by ``name``
-AlgorithmConfig = Annotated[
-    Union[GRPOConfig, RLOOConfig, FlowGRPOConfig, MTGRPOConfig, GiGPOConfig, BilevelGAEConfig, ArcherConfig],
-    Field(discriminator="name"),
-]
+#: ``TrainConfig.algorithm``: one algorithm's config, told apart by ``name`` (the estimators' union
+#: ``EstimatorSpec`` and ArCHer's config)
+AlgorithmConfig = Annotated[Union[EstimatorSpec, ArcherConfig], Field(discriminator="name")]
 
 
 def algorithm_spec(value: Any) -> Any:
