@@ -78,6 +78,11 @@ def test_registering_an_id_again_warns_with_the_previous_entry_point():
         turngym.register("testgym/Again-v0", AsyncCounter, max_turns=2)
     assert isinstance(turngym.make("testgym/Again-v0").unwrapped, AsyncCounter)
     assert turngym.env_info("testgym/Again-v0").max_turns == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        turngym.register("testgym/Again-v0", AsyncCounter, max_turns=2)  # the very same again: silent
+    with pytest.warns(UserWarning, match="registered again"):
+        turngym.register("testgym/Again-v0", AsyncCounter, max_turns=3)  # the same class, another limit
 
 
 def test_a_first_registration_and_the_builtin_envs_do_not_warn():

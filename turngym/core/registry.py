@@ -9,7 +9,8 @@ callable that calls ``turngym.register``; they are loaded lazily on the first ``
 Gymnasium's habits hold for turngym ids: ``gymnasium.make(id, max_episode_steps=N)`` and
 ``gymnasium.make(id, max_turns=N)`` both set the turn limit (the ``TurnLimit`` wrapper, never
 Gymnasium's ``TimeLimit``, which has no async API), as ``turngym.make`` does; registering an id again
-replaces it with a ``UserWarning`` naming the entry point it replaces.
+replaces it with a ``UserWarning`` naming the entry point it replaces (the very same registration again,
+as a re-imported module makes, is silent).
 
 Nothing here imports an env's module: entry points are strings, imported at ``make``.
 """
@@ -112,25 +113,25 @@ def register(
         kwargs=dict(kwargs or {}),
         source=source,
     )
-    previous: Any = _REGISTRY.get(id)
-    if previous is None:
-        previous = gymnasium.registry.get(id)
-    if previous is not None:
-        before = previous.entry_point if isinstance(previous, EnvInfo) else _entry_point_name(previous.entry_point)
+    creator = _EnvCreator(entry_point)
+    old_info, old_spec = _REGISTRY.get(id), gymnasium.registry.get(id)
+    same = old_info == info and old_spec is not None and old_spec.entry_point == creator
+    if (old_info is not None or old_spec is not None) and not same:  # the same registration again is silent
+        before = old_info.entry_point if old_info is not None else _entry_point_name(old_spec.entry_point)
         warnings.warn(
             f"{id!r} is registered again: {ep!r} replaces {before!r}. Use a new id (e.g. a higher version) "
             "to keep both.",
             UserWarning,
             stacklevel=2,
         )
-        gymnasium.registry.pop(id, None)  # gymnasium would log its own "Overriding" warning
+    gymnasium.registry.pop(id, None)  # gymnasium would log its own "Overriding" warning
     gymnasium.register(
         id=id,
-        entry_point=_EnvCreator(entry_point),
+        entry_point=creator,
         kwargs=dict(kwargs or {}),
         order_enforce=False,
         disable_env_checker=True,
-        # always there: it maps gymnasium.make's max_episode_steps onto the turn limit (see TurnLimit.apply)
+        # always there: it maps gymnasium.make's max_episode_steps onto the turn limit (wrappers.apply_turn_limit)
         additional_wrappers=(WrapperSpec("TurnLimit", "turngym.core.wrappers:apply_turn_limit", {"max_turns": max_turns}),),
     )
     _REGISTRY[id] = info
