@@ -354,3 +354,28 @@ def test_no_deprecated_transformers_api(tiny_dir):
     first, second, stats = asyncio.run(two_turns())
     assert first.ids and second.ids
     assert stats["reused"] > 0  # the second prompt was prefilled on top of the first turn's kept KV
+
+
+def test_cache_argument_follows_the_forward_signature():
+    """``cache`` where the model's forward takes it, ``past_key_values`` before transformers renamed
+    it (.venv-vllm's transformers), and a PEFT wrapper's base model decides."""
+    from turngym.agents.hf.kv import cache_argument
+
+    class New:
+        def forward(self, input_ids=None, cache=None, **kwargs): ...
+
+    class Old:
+        def forward(self, input_ids=None, past_key_values=None, **kwargs): ...
+
+    class Wrapper:
+        def __init__(self, base):
+            self.base = base
+
+        def get_base_model(self):
+            return self.base
+
+        def forward(self, *args, **kwargs): ...
+
+    assert [cache_argument(m) for m in (New(), Old(), Wrapper(New()), Wrapper(Old()))] == [
+        "cache", "past_key_values", "cache", "past_key_values"
+    ]

@@ -90,6 +90,8 @@ def full_attention(config: Any) -> bool:
 def cache_argument(model: Any) -> str:
     """The keyword under which ``model.forward`` takes a ``Cache``: ``cache`` in transformers releases
     that renamed it (``past_key_values`` is deprecated there, to go in 5.40), ``past_key_values``
-    in earlier ones. Pass the cache as ``model(..., **{cache_argument(model): cache})``."""
-    params = inspect.signature(model.forward).parameters
+    in earlier ones. Pass the cache as ``model(..., **{cache_argument(model): cache})``. A PEFT
+    wrapper passes its keyword arguments through: its base model's ``forward`` decides."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(base.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
