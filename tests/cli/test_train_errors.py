@@ -91,3 +91,11 @@ def test_train_help_lists_every_algorithm():
                        cwd=REPO, env={**os.environ, "COLUMNS": "400"}, timeout=60)
     assert r.returncode == 0
     assert f"({', '.join(ALGORITHMS)})" in r.stdout
+
+
+def test_quickstart_names_a_bad_set_before_it_builds_its_model(tmp_path):
+    args = [sys.executable, "-m", "turngym.cli.app", "quickstart", "--out", str(tmp_path / "qs"), "--set", "algorithm=gigp"]
+    r = subprocess.run(args, capture_output=True, text=True, cwd=REPO, env={**os.environ, "COLUMNS": "400"}, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert "unknown algorithm 'gigp'. Did you mean 'gigpo'?" in " ".join(r.stderr.split())
+    assert not (tmp_path / "qs").exists()

@@ -27,7 +27,11 @@ DEMO_CONFIG = files("turngym.trainers") / "configs" / "guess_number.yaml"
 MODEL_SPEC = {"size": "tiny", "tokenizer": "task:guess_number", "template": "compact", "init_std": 0.02, "seed": 0}
 
 
-def demo_model(cache: str | Path = ".cache/turngym/models/guess-number-tiny") -> Path:
+#: where the demo's model is built
+DEMO_MODEL = Path(".cache/turngym/models/guess-number-tiny")
+
+
+def demo_model(cache: str | Path = DEMO_MODEL) -> Path:
     """The demo's model directory, built once (a few seconds) and reused."""
     import os
     import shutil
@@ -115,9 +119,10 @@ def quickstart(*, out: str | Path | None = None, overrides: Sequence[str] = (), 
     from turngym.trainers.run import RunDir
 
     t0 = time.perf_counter()
-    model = demo_model()
-    extra = [f"model.path={model}"] + ([f"run_dir={out}"] if out is not None else [])
-    cfg = load_config(TrainConfig, DEMO_CONFIG, overrides=[*extra, *overrides])
+    extra = [f"model.path={DEMO_MODEL}"] + ([f"run_dir={out}"] if out is not None else [])
+    cfg = load_config(TrainConfig, DEMO_CONFIG, overrides=[*extra, *overrides])  # a mistake ends here, before any build
+    if Path(cfg.model.path) == DEMO_MODEL:
+        demo_model(DEMO_MODEL)
     summary = OnPolicyTrainer(cfg).run(resume=resume, progress=progress)
     evals = RunDir(cfg.run_dir, tensorboard=False).read_metrics("eval")
     before, after = evals[0], evals[-1]
