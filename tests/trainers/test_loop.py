@@ -147,3 +147,31 @@ def test_train_refuses_an_eval_run_and_eval_refuses_a_training_run(tmp_path, gn_
     with pytest.raises(ConfigError, match="holds a training run"):
         plan_run(eval_config("smoke", agent="scripted"), train_run)
     assert (train_run / "config.yaml").read_text() == "run_dir: x\n"
+
+
+def test_a_checkpoint_of_the_earlier_layout_still_resumes(tmp_path, gn_model):
+    """An on-policy checkpoint written before the one loop (the whole state in trainer.pt, no model/) resumes
+    to the same iteration 2 as an uninterrupted run."""
+    import shutil
+
+    base = {"eval.every": 0, "algorithm": "grpo"}
+    whole = TrainConfig(**config(tmp_path / "a", gn_model, iterations=2, **base))
+    OnPolicyTrainer(whole).run(progress=False)
+    cut = config(tmp_path / "b", gn_model, iterations=1, **base)
+    OnPolicyTrainer(TrainConfig(**cut)).run(progress=False)
+    ckpt = Path(cut["run_dir"]) / "checkpoints" / "iter-000001"
+    new = torch.load(ckpt / "trainer.pt", weights_only=False)
+    from transformers import AutoModelForCausalLM
+
+    weights = AutoModelForCausalLM.from_pretrained(ckpt / "model", dtype=torch.float32).state_dict()
+    torch.save({"model": weights, **new["algorithm"], "rng": new["rng"], "iteration": 1, "episodes_seen": new["episodes_seen"]},
+               ckpt / "trainer.pt")
+    shutil.rmtree(ckpt / "model")
+    OnPolicyTrainer(TrainConfig(**{**cut, "iterations": 2})).run(resume=True, progress=False)
+    a = [json.loads(x) for x in (Path(whole.run_dir) / "metrics.jsonl").read_text().splitlines()]
+    b = [json.loads(x) for x in (Path(cut["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in b] == [1, 2]
+    assert a[1].keys() == b[1].keys() and "update/steps" in a[1]
+    for key, value in a[1].items():
+        if not key.startswith("time_"):
+            assert b[1][key] == pytest.approx(value, abs=1e-9), key

@@ -360,10 +360,15 @@ class TrainLoop:
         return self.dir.save_checkpoint(self.iteration, write, keep=self.cfg.checkpoint.keep)
 
     def _load(self, ckpt: Path) -> None:
+        """Load checkpoint ``ckpt`` (also one written before the one loop: the weights in trainer.pt's
+        ``model`` or in ``policy/``, the algorithm's state at trainer.pt's top level)."""
         state = torch.load(ckpt / "trainer.pt", map_location="cpu", weights_only=False)
         model = self.algorithm.model
+        weights_dir = ckpt / MODEL_DIR if (ckpt / MODEL_DIR).is_dir() else ckpt / "policy"
         try:
-            if is_lora(model):
+            if "model" in state:  # an on-policy checkpoint of an earlier version: the whole state_dict
+                model.load_state_dict(state["model"])
+            elif is_lora(model):
                 missing = model.load_state_dict(state["adapters"], strict=False).missing_keys
                 if any("lora_" in n for n in missing):
                     raise RuntimeError(f"adapters missing from the checkpoint: {[n for n in missing if 'lora_' in n][:3]}")
@@ -371,7 +376,7 @@ class TrainLoop:
                 from transformers import AutoModelForCausalLM
 
                 with quiet_hf():
-                    saved = AutoModelForCausalLM.from_pretrained(ckpt / MODEL_DIR, dtype=torch.float32)
+                    saved = AutoModelForCausalLM.from_pretrained(weights_dir, dtype=torch.float32)
                 model.load_state_dict(saved.state_dict())
                 del saved
         except (RuntimeError, KeyError, OSError) as e:
@@ -379,7 +384,7 @@ class TrainLoop:
                 f"checkpoint {ckpt} does not fit the policy {self.cfg.model.path!r} ({e}): resume with the model "
                 "(and model.lora) the run started from"
             ) from e
-        self.algorithm.restore_state(state["algorithm"])
+        self.algorithm.restore_state(state.get("algorithm", state))
         self.algorithm.read_files(ckpt)
         restore_rng(state["rng"])
         self.iteration = int(state["iteration"])
