@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from turngym.agents.base import Agent, Policy
-from turngym.core.errors import EnvUnavailable
+from turngym.core.errors import EnvUnavailable, TurngymError
 
 #: MiniWoB++ tasks whose first text box can be clicked at every step without ending the episode
 BROWSER_TASKS = ("enter-text", "login-user", "enter-password")
@@ -41,6 +41,8 @@ class BenchResult(BaseModel):
     bench: str
     params: dict[str, Any]
     metrics: dict[str, float]
+    #: what the figures do not say on their own (e.g. episodes that failed, and the first error)
+    notes: list[str] = []
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -366,7 +368,9 @@ def bench_rollout(
 
     if episodes < 1 or concurrency < 1:
         raise ValueError(f"episodes and concurrency must be >= 1, got {episodes} and {concurrency}")
-    env_info(env_id)  # an unknown id is a RegistryError before a model loads
+    reason = env_info(env_id).unavailable_reason()  # an unknown id is a RegistryError before a model loads
+    if reason:
+        raise EnvUnavailable(f"{env_id} cannot run here: {reason}")
     chosen = make_agent(agent, **(agent_options or {}))
     warm = group_tasks(env_id, range(seed + 1_000_000, seed + 1_000_000 + min(concurrency, episodes)), max_turns=max_turns)
     tasks = group_tasks(env_id, range(seed, seed + episodes), max_turns=max_turns)
@@ -379,6 +383,8 @@ def bench_rollout(
             await chosen.aclose()
 
     t = asyncio.run(run())
+    if len(t.errors) == t.episodes:
+        raise TurngymError(f"every episode of {agent} on {env_id} failed, the first with: {t.errors[0]}")
     return BenchResult(
         bench="rollout",
         params={"agent": agent, "env": env_id, "episodes": episodes, "concurrency": concurrency, "seed": seed,
@@ -392,4 +398,5 @@ def bench_rollout(
             "errors": len(t.errors),
             "wall_s": t.wall,
         },
+        notes=[f"{len(t.errors)} of {t.episodes} episodes failed, the first with: {t.errors[0]}"] if t.errors else [],
     )

@@ -44,6 +44,7 @@ def _run(measure: Callable[[], Any], as_json: bool) -> None:
     if as_json:
         print(result.model_dump_json(indent=2))
         return
+    from rich.markup import escape
     from rich.table import Table
 
     params = ", ".join(f"{k} {v}" for k, v in result.params.items() if v is not None)
@@ -55,6 +56,8 @@ def _run(measure: Callable[[], Any], as_json: bool) -> None:
     for name, value in result.metrics.items():
         table.add_row(*_row(name, value))
     console.print(table)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
 
 
 def _row(name: str, value: float) -> tuple[str, str, str]:
