@@ -104,5 +104,7 @@ class PageHung(PageError):
 
 def did_you_mean(value: object, choices: Iterable[str], *, n: int = 3, cutoff: float = 0.6) -> str:
     """``" Did you mean 'flow_grpo'?"`` for the choices close to ``value``, or ``""`` where none is."""
-    close = difflib.get_close_matches(str(value), list(choices), n=n, cutoff=cutoff)
-    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    close = [repr(c) for c in difflib.get_close_matches(str(value), list(choices), n=n, cutoff=cutoff)]
+    if not close:
+        return ""
+    return f" Did you mean {close[0] if len(close) == 1 else ', '.join(close[:-1]) + ' or ' + close[-1]}?"

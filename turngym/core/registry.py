@@ -17,7 +17,6 @@ Nothing here imports an env's module: entry points are strings, imported at ``ma
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -31,7 +30,7 @@ import gymnasium
 from gymnasium.envs.registration import WrapperSpec
 from pydantic import BaseModel, ConfigDict, Field
 
-from turngym.core.errors import EnvUnavailable, RegistryError
+from turngym.core.errors import EnvUnavailable, RegistryError, did_you_mean
 
 Modality = Literal["text", "tool", "gui"]
 SandboxKind = Literal["none", "docker", "browser"]
@@ -196,8 +195,7 @@ def env_info(id: str) -> EnvInfo:
     load_plugins()
     info = _REGISTRY.get(id)
     if info is None:
-        close = difflib.get_close_matches(id, list(_REGISTRY), n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(id, _REGISTRY, cutoff=0.5)
         raise RegistryError(f"no env registered as {id!r}.{hint} `turngym envs list --all` lists them all.")
     return info
 

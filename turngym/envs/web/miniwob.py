@@ -18,7 +18,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 
-from turngym.core.errors import EnvUnavailable
+from turngym.core.errors import EnvUnavailable, did_you_mean
 from turngym.envs.web.base import BrowserEnv, EpisodeState
 from turngym.envs.web.miniwob_tasks import MINIWOB_TASKS
 from turngym.sandboxes.browser import BrowserSession, ContextOptions
@@ -61,10 +61,7 @@ class MiniWoBEnv(BrowserEnv):
     ) -> None:
         super().__init__(**kwargs)
         if task not in MINIWOB_TASKS:
-            import difflib
-
-            close = difflib.get_close_matches(task, MINIWOB_TASKS, n=3)
-            raise ValueError(f"unknown MiniWoB++ task {task!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
+            raise ValueError(f"unknown MiniWoB++ task {task!r}.{did_you_mean(task, MINIWOB_TASKS)}")
         if reward not in ("raw", "binary", "timed"):
             raise ValueError(f"reward must be 'raw', 'binary' or 'timed', got {reward!r}")
         self.task = task
