@@ -26,6 +26,7 @@ import gymnasium
 from turngym.agents.base import Agent, Policy
 from turngym.agents.conversation import Conversation
 from turngym.agents.sampling import SamplingConfig
+from turngym.agents.templates import resolve_chat_template
 from turngym.core.actions import NativeToolCalls
 from turngym.core.errors import ConfigError
 from turngym.core.types import Action, Episode, Message, Observation, ToolCall
@@ -157,17 +158,19 @@ def split_spec_options(
     kind: str, rest: str, options: dict[str, Any], backend_keys: tuple[str, ...]
 ) -> tuple[SamplingConfig, dict[str, Any], dict[str, Any]]:
     """An ``hf:PATH`` / ``vllm:PATH`` agent's options: the sampling fields, the agent's own
-    (system_prompt, chat_template) and the backend's (``backend_keys``); any other one is an error."""
+    (system_prompt, chat_template: resolved, ready for ``LLMAgent(**agent_opts)``) and the backend's
+    (``backend_keys``); any other one is an error."""
     if not rest:
         raise ConfigError(f"the {kind} agent needs a model directory: --agent {kind}:PATH")
     sampling, options = SamplingConfig.split_options(options)
-    agent_opts = {k: options.pop(k) for k in ("system_prompt", "chat_template") if k in options}
+    agent_opts = {"system_prompt": options.pop("system_prompt", None), "chat_template": options.pop("chat_template", None)}
     backend_opts = {k: options.pop(k) for k in backend_keys if k in options}
     if options:
         raise ConfigError(
             f"unknown {kind} agent options {sorted(options)}: use sampling fields "
             f"({', '.join(SamplingConfig.model_fields)}), system_prompt, chat_template, {', '.join(backend_keys)}"
         )
+    agent_opts["chat_template"] = resolve_chat_template(agent_opts["chat_template"])
     return sampling, agent_opts, backend_opts
 
 

@@ -32,7 +32,6 @@ from typing import Any
 
 from turngym.agents.llm import Backend, Generation, LLMAgent, split_spec_options
 from turngym.agents.sampling import SamplingConfig
-from turngym.agents.templates import resolve_chat_template
 from turngym.core.errors import ConfigError
 
 __all__ = ["VLLMAgent", "VLLMBackend", "sampling_params"]
@@ -223,10 +222,4 @@ class VLLMAgent(LLMAgent):
         if isinstance(engine_args.get("enforce_eager"), str):
             engine_args["enforce_eager"] = engine_args["enforce_eager"].lower() in ("1", "true", "yes")
         backend = VLLMBackend(model=rest, **engine_args)
-        return cls(
-            backend=backend,
-            sampling=sampling,
-            system_prompt=agent_opts.get("system_prompt"),
-            chat_template=resolve_chat_template(agent_opts.get("chat_template")),
-            name=f"vllm:{Path(rest).name}",
-        )
+        return cls(backend=backend, sampling=sampling, name=f"vllm:{Path(rest).name}", **agent_opts)

@@ -7,7 +7,6 @@ from typing import Any
 
 from turngym.agents.hf.backend import HFBackend
 from turngym.agents.llm import LLMAgent, split_spec_options
-from turngym.agents.templates import resolve_chat_template
 
 __all__ = ["HFAgent"]
 
@@ -26,10 +25,4 @@ class HFAgent(LLMAgent):
         if isinstance(backend_opts.get("prefix_cache"), str):  # --set agent.prefix_cache=false
             backend_opts["prefix_cache"] = backend_opts["prefix_cache"].lower() not in ("0", "false", "no", "off")
         backend = HFBackend(model=rest, **backend_opts)
-        return cls(
-            backend=backend,
-            sampling=sampling,
-            system_prompt=agent_opts.get("system_prompt"),
-            chat_template=resolve_chat_template(agent_opts.get("chat_template")),
-            name=f"hf:{Path(rest).name}",
-        )
+        return cls(backend=backend, sampling=sampling, name=f"hf:{Path(rest).name}", **agent_opts)
