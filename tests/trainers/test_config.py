@@ -109,3 +109,13 @@ def test_readme_and_the_train_help_list_the_same_algorithms():
     from turngym.cli.train import train
 
     assert f"({', '.join(ALGORITHMS)})" in (train.__doc__ or "")
+
+
+def test_reading_a_config_imports_no_torch():
+    """So `turngym train` names a mistake in a second or two, before torch (or a model) loads."""
+    import subprocess
+    import sys
+
+    code = "import sys, turngym.trainers.train; print(sorted({'torch', 'transformers', 'vllm'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout
+    assert out.strip() == "[]"

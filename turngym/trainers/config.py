@@ -31,17 +31,18 @@ from turngym.agents.sampling import SamplingConfig
 from turngym.core.errors import ConfigError, did_you_mean
 from turngym.trainers.advantages import ESTIMATORS, EstimatorSpec, GRPOConfig
 from turngym.trainers.archer.config import ArcherConfig
-from turngym.trainers.losses import LossConfig
-from turngym.trainers.update import OptimConfig
 
 __all__ = [
     "ALGORITHMS",
+    "Aggregation",
     "AlgorithmConfig",
     "CheckpointConfig",
     "EnvSpec",
     "EvalConfig",
     "LoraConfig",
+    "LossConfig",
     "ModelConfig",
+    "OptimConfig",
     "RolloutConfig",
     "TrainConfig",
 ]
@@ -131,6 +132,46 @@ class EvalConfig(_Frozen):
     seed_offset: int = Field(10**9, ge=0)
     #: sampling temperature at eval (0: greedy)
     temperature: float = Field(0.0, ge=0)
+
+
+#: how per-token loss terms become one number (turngym.trainers.losses.AGGREGATIONS)
+Aggregation = Literal["token_mean", "seq_mean", "turn_mean"]
+
+
+class LossConfig(_Frozen):
+    """The policy loss (turngym.trainers.losses): PPO-clip with decoupled clip, k3 KL, entropy bonus."""
+
+    eps_low: float = Field(0.2, ge=0.0, lt=1.0)  # clip(rho, 1 - eps_low, ...)
+    eps_high: float = Field(0.28, ge=0.0)  # clip(rho, ..., 1 + eps_high)
+    beta: float = Field(0.0, ge=0.0)  # weight of the k3 KL to the reference
+    entropy_coef: float = Field(0.0, ge=0.0)  # weight of the entropy bonus
+    aggregation: Aggregation = "token_mean"
+
+
+class OptimConfig(_Frozen):
+    """The optimiser and how a batch is cut into steps (turngym.trainers.update)."""
+
+    lr: float = Field(1e-6, gt=0)
+    #: "linear": lr decays linearly to 0 over the run's iterations (CleanRL's ``anneal_lr``);
+    #: "wsd": constant, then linear to 0 over the last ``lr_decay_fraction`` of them (warmup-stable-
+    #: decay without the warmup, transformers' ``get_wsd_schedule``)
+    lr_schedule: Literal["constant", "linear", "wsd"] = "constant"
+    lr_decay_fraction: float = Field(0.2, gt=0, le=1)
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = Field(0.0, ge=0)
+    #: max global grad norm (0: no clipping)
+    grad_clip: float = Field(1.0, ge=0)
+    #: passes over each batch (K)
+    epochs: int = Field(1, ge=1)
+    #: episodes per optimizer step; 0: the whole batch is one step
+    minibatch_size: int = Field(0, ge=0)
+    #: episodes per forward pass (gradient accumulation); 0: the whole minibatch
+    micro_batch_size: int = Field(0, ge=0)
+    recompute_old_logprobs: bool = False
+    #: leave episodes whose advantages are all 0 out of the update (see the module docstring)
+    skip_zero_advantage: bool = True
+    #: "auto": bf16 autocast on CUDA, none on CPU
+    autocast: Literal["auto", "bf16", "off"] = "auto"
 
 
 class CheckpointConfig(_Frozen):

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+
+from turngym.trainers.config import Aggregation, LossConfig
 
 __all__ = [
     "AGGREGATIONS",
@@ -40,18 +40,6 @@ __all__ = [
     "token_mean",
     "turn_mean",
 ]
-
-Aggregation = Literal["token_mean", "seq_mean", "turn_mean"]
-
-
-class LossConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    eps_low: float = Field(0.2, ge=0.0, lt=1.0)  # clip(rho, 1 - eps_low, ...)
-    eps_high: float = Field(0.28, ge=0.0)  # clip(rho, ..., 1 + eps_high)
-    beta: float = Field(0.0, ge=0.0)  # weight of the k3 KL to the reference
-    entropy_coef: float = Field(0.0, ge=0.0)  # weight of the entropy bonus
-    aggregation: Aggregation = "token_mean"
-
 
 # ---- per-token terms -----------------------------------------------------------------------
 def ppo_clip(

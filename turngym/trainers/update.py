@@ -23,45 +23,18 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from turngym.trainers.advantages import Advantages
+from turngym.trainers.config import OptimConfig
 from turngym.trainers.constraint import mask_disallowed
 from turngym.trainers.losses import LossConfig, policy_loss
 from turngym.trainers.table import TurnTable, collate_episodes
 
 __all__ = ["OptimConfig", "make_optimizer", "policy_update", "scheduled_lr", "sequence_logprobs", "torch_threads"]
-
-
-class OptimConfig(BaseModel):
-    """The optimiser and how a batch is cut into steps."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    lr: float = Field(1e-6, gt=0)
-    #: "linear": lr decays linearly to 0 over the run's iterations (CleanRL's ``anneal_lr``);
-    #: "wsd": constant, then linear to 0 over the last ``lr_decay_fraction`` of them (warmup-stable-
-    #: decay without the warmup, transformers' ``get_wsd_schedule``)
-    lr_schedule: Literal["constant", "linear", "wsd"] = "constant"
-    lr_decay_fraction: float = Field(0.2, gt=0, le=1)
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = Field(0.0, ge=0)
-    #: max global grad norm (0: no clipping)
-    grad_clip: float = Field(1.0, ge=0)
-    #: passes over each batch (K)
-    epochs: int = Field(1, ge=1)
-    #: episodes per optimizer step; 0: the whole batch is one step
-    minibatch_size: int = Field(0, ge=0)
-    #: episodes per forward pass (gradient accumulation); 0: the whole minibatch
-    micro_batch_size: int = Field(0, ge=0)
-    recompute_old_logprobs: bool = False
-    #: leave episodes whose advantages are all 0 out of the update (see the module docstring)
-    skip_zero_advantage: bool = True
-    #: "auto": bf16 autocast on CUDA, none on CPU
-    autocast: Literal["auto", "bf16", "off"] = "auto"
 
 
 def scheduled_lr(cfg: OptimConfig, iteration: int, iterations: int) -> float:
