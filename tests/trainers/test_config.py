@@ -97,6 +97,9 @@ def test_check_inputs_names_a_missing_model_and_an_unknown_env(tmp_path):
         check_inputs(TrainConfig(**{**base(tmp_path), "model": {"path": "/no/such/model"}}))
     with pytest.raises(RegistryError, match=r"env\.id: no env registered as 'turngym/GuesNumber-v0'\. Did you mean"):
         check_inputs(TrainConfig(**{**base(tmp_path), "env": {"id": "turngym/GuesNumber-v0"}}))
+    suite = {k: v for k, v in base(tmp_path).items() if k != "env"}
+    with pytest.raises(ConfigError, match="no suite named 'smok'"):
+        check_inputs(TrainConfig(**suite, suite="smok"))
     offline = {"name": "archer", "mode": "offline", "dataset": str(tmp_path / "nothing")}
     with pytest.raises(ConfigError, match=r"algorithm\.dataset='.*nothing' does not exist"):
         check_inputs(TrainConfig(**base(tmp_path, algorithm=offline)))

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from turngym.core.errors import ConfigError
+from turngym.core.config import validate_config
+from turngym.core.errors import ConfigError, did_you_mean
 
 
 class SuiteEnv(BaseModel):
@@ -71,9 +72,13 @@ def load_suite(name_or_path: str) -> Suite:
     else:
         res = resources.files("turngym.benchmarks.suites") / f"{name_or_path}.yaml"
         if not res.is_file():
-            raise ConfigError(f"no suite named {name_or_path!r}: the shipped suites are {', '.join(suite_names())}")
+            raise ConfigError(
+                f"no suite named {name_or_path!r}.{did_you_mean(name_or_path, suite_names())} The shipped suites are "
+                f"{', '.join(suite_names())}; give one of them or the path of a suite YAML file"
+            )
         text = res.read_text()
     try:
-        return Suite.model_validate(yaml.safe_load(text))
-    except (ValidationError, yaml.YAMLError) as e:
-        raise ConfigError(f"suite {name_or_path!r} does not validate: {e}") from None
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"suite {name_or_path!r} is not valid YAML: {' '.join(str(e).split())}") from None
+    return validate_config(Suite, data if data is not None else {}, source=f"suite {name_or_path!r}")
