@@ -175,3 +175,40 @@ def test_a_checkpoint_of_the_earlier_layout_still_resumes(tmp_path, gn_model):
     for key, value in a[1].items():
         if not key.startswith("time_"):
             assert b[1][key] == pytest.approx(value, abs=1e-9), key
+
+
+@pytest.mark.parametrize("where", ["rollout", "update"])
+def test_kill_9_in_the_middle_of_a_rollout_or_an_update_resumes_exactly(tmp_path, gn_model, where):
+    """SIGKILL inside iteration 2 (episodes in flight, or after its first optimizer step), then `turngym train
+    --resume`: the metrics and episodes equal an uninterrupted run's."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.trainers.test_onpolicy import REPO, RESUME_TOL, _train_records
+
+    over = {"iterations": 3, "eval.every": 2, "rollout.group_size": 8}
+    whole = TrainConfig(**config(tmp_path / "a", gn_model, **over))
+    OnPolicyTrainer(whole).run(progress=False)
+
+    path = tmp_path / "b.yaml"
+    path.write_text(yaml.safe_dump(config(tmp_path / "b", gn_model, **over)))
+    run = tmp_path / "b" / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    killed = subprocess.run([sys.executable, str(REPO / "tests" / "trainers" / "kill_worker.py"), str(path), where, "2"],
+                            check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert (run / "checkpoints" / "LATEST").read_text() == "iter-000001"
+    assert [r["iteration"] for r in _train_records(run) if r["kind"] == "train"] == [1]
+    resumed = subprocess.run([sys.executable, "-m", "turngym.cli.app", "train", "--config", str(path), "--resume"],
+                             check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    a, b = _train_records(Path(whole.run_dir)), _train_records(run)
+    assert [(r["kind"], r["iteration"]) for r in a] == [(r["kind"], r["iteration"]) for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        assert ra.keys() == rb.keys()
+        for key, value in ra.items():
+            assert rb[key] == pytest.approx(value, abs=RESUME_TOL) if isinstance(value, float) else rb[key] == value, key
+    files = sorted(p.name for p in (run / "episodes").iterdir())
+    assert files == [f"iter-{k:06d}.parquet" for k in (1, 2, 3)]
