@@ -124,6 +124,11 @@ def test_resume_refuses_a_changed_config_naming_the_keys(tmp_path, gn_model):
     safe = TrainConfig(**{**data, "iterations": 7, "eval": {**data["eval"], "every": 3}, "checkpoint": {"every": 2, "keep": 5},
                           "tensorboard": True, "torch_threads": 1, "update_threads": 2})
     check_resumable(run, safe)
+    # a stored config that predates a field (its default applies) is not a change
+    stored = yaml.safe_load((run / "config.yaml").read_text())
+    del stored["probe_tolerance"]
+    (run / "config.yaml").write_text(yaml.safe_dump(stored))
+    check_resumable(run, TrainConfig(**data))
     assert set(SAFE_TO_CHANGE) >= {"iterations", "eval.every", "checkpoint.every", "checkpoint.keep"}
 
 

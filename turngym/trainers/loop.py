@@ -155,6 +155,10 @@ def check_resumable(path: Path, cfg: TrainConfig) -> None:
     if not stored_path.is_file():
         return
     stored = yaml.safe_load(stored_path.read_text(encoding="utf-8")) or {}
+    try:  # defaults the stored file predates are filled in, so only what was set differently counts
+        stored = TrainConfig.model_validate(stored).model_dump(mode="json")
+    except ValueError:
+        pass  # a config of an older schema: compared as written
     changed = [
         (key, old, new)
         for key, old, new in config_diff(stored, cfg.model_dump(mode="json"))
