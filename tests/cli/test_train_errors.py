@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 def good_config(tmp_path: Path) -> dict:
     model = tmp_path / "model"  # check_inputs only asks for a directory: the mistakes end before it loads
     model.mkdir(exist_ok=True)
+    (model / "config.json").write_text("{}")
     return {
         "run_dir": str(tmp_path / "run"),
         "env": {"id": "turngym/GuessNumber-v0", "kwargs": {"low": 1, "high": 16}, "max_turns": 6},

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def base(tmp_path: Path, **extra) -> dict:
     (tmp_path / "model").mkdir(exist_ok=True)
+    (tmp_path / "model" / "config.json").write_text("{}")
     return {"env": {"id": "turngym/GuessNumber-v0"}, "model": {"path": str(tmp_path / "model")}, **extra}
 
 
@@ -95,6 +96,8 @@ def test_check_inputs_names_a_missing_model_and_an_unknown_env(tmp_path):
     check_inputs(TrainConfig(**base(tmp_path)))
     with pytest.raises(ConfigError, match=r"model\.path='/no/such/model' does not exist.*turngym models tiny"):
         check_inputs(TrainConfig(**{**base(tmp_path), "model": {"path": "/no/such/model"}}))
+    with pytest.raises(ConfigError, match=r"model\.path='.*' has no config\.json, so it is not a model directory"):
+        check_inputs(TrainConfig(**{**base(tmp_path), "model": {"path": str(tmp_path)}}))
     with pytest.raises(RegistryError, match=r"env\.id: no env registered as 'turngym/GuesNumber-v0'\. Did you mean"):
         check_inputs(TrainConfig(**{**base(tmp_path), "env": {"id": "turngym/GuesNumber-v0"}}))
     suite = {k: v for k, v in base(tmp_path).items() if k != "env"}

@@ -39,12 +39,23 @@ def train_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) ->
     return validate_config(TrainConfig, data, source=str(path))
 
 
+#: what ``model.path`` must be
+MODEL_DIR = (
+    "a local Hugging Face model directory (config.json, weights, tokenizer): build a small one with "
+    "`turngym models tiny --out DIR`"
+)
+
+
 def check_inputs(cfg: TrainConfig) -> None:
-    """What ``cfg`` names must exist here: ``model.path`` a directory, ``env.id`` registered (or the
+    """What ``cfg`` names must exist here: ``model.path`` a model directory, ``env.id`` registered (or the
     suite known), ArCHer's ``dataset`` and ``critic.encoder_path``. Raises ``ConfigError`` or
     ``RegistryError`` naming the value and the fix; cheap (no model, no env is built)."""
-    _check_dir("model.path", cfg.model.path, "a local Hugging Face model directory (config.json, weights, "
-               "tokenizer): build a small one with `turngym models tiny --out DIR`")
+    _check_dir("model.path", cfg.model.path, MODEL_DIR)
+    if not (Path(cfg.model.path).expanduser() / "config.json").is_file():
+        raise ConfigError(
+            f"model.path={cfg.model.path!r} has no config.json, so it is not a model directory: it must be "
+            f"{MODEL_DIR}. Fix it in the YAML file or with --set model.path=DIR."
+        )
     if cfg.env is not None:
         from turngym.core.registry import env_info
 
