@@ -60,6 +60,7 @@ def test_online_iteration_trains_critic_and_actor_and_syncs(tmp_path, gn_model):
     assert [e["iteration"] for e in evals] == [0, 1]
     ckpt = trainer.run_dir.latest()
     assert ckpt is not None and (ckpt / "replay.jsonl").is_file() and (ckpt / "trainer.pt").is_file()
+    assert (ckpt / "model" / "config.json").is_file() and (ckpt / "model" / "chat_template.jinja").is_file()  # the loop's model/
 
 
 def test_sabotaged_sync_raises_stale_weights(tmp_path, gn_model, monkeypatch):
