@@ -1,8 +1,8 @@
 """What every verb of the CLI shares: the two consoles and how an error ends a command.
 
-Exit codes: 0 done; 1 the run failed (an env, a sandbox, a backend); 2 the user's input is wrong
-(an option, a config or suite file, an env id: :class:`ConfigError`, :class:`RegistryError`);
-130 interrupted.
+Exit codes: 0 done; 1 the run failed (an env, a sandbox, a backend); 2 what the user gave cannot work
+as given (an option, a config or suite file, an env id: :class:`ConfigError`, :class:`RegistryError`;
+an env this machine cannot run, e.g. without Docker: :class:`EnvUnavailable`); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from turngym.core.errors import ConfigError, RegistryError
+from turngym.core.errors import ConfigError, EnvUnavailable, RegistryError
 
 #: the exit code of a mistake in what the user gave (an option, a YAML, a ``--set``, an env id)
 USAGE = 2
+#: the errors that mean the user's input (or machine) must change, not the run
+USER_ERRORS = (ConfigError, RegistryError, EnvUnavailable)
 #: the exit code of an interrupted run (Ctrl-C), as a shell reports SIGINT
 INTERRUPTED = 130
 
@@ -39,5 +41,5 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def fail_on(error: BaseException) -> typer.Exit:
-    """:func:`fail` for a turngym error: exit 2 where the user's input is wrong, 1 otherwise."""
-    return fail(str(error), code=USAGE if isinstance(error, (ConfigError, RegistryError)) else 1)
+    """:func:`fail` for a turngym error: exit 2 for :data:`USER_ERRORS`, 1 otherwise."""
+    return fail(str(error), code=USAGE if isinstance(error, USER_ERRORS) else 1)

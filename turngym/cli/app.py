@@ -9,7 +9,7 @@
 
 Heavy modules (torch, matplotlib, agents, Docker, Playwright) are imported inside the commands that need
 them, so ``turngym envs list`` starts fast. Exit codes: 0 done, 1 the run failed, 2 a mistake in the
-user's input (option, config, ``--set``, env id), 130 interrupted (see :mod:`turngym.cli._common`).
+user's input (option, config, ``--set``, env id) or an env this machine cannot run, 130 interrupted (see :mod:`turngym.cli._common`).
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def envs_check(
         except RegistryError as e:
             raise fail_on(e) from None
         if reason:
-            raise fail(f"{env_id} cannot run here: {reason}")
+            raise fail(f"{env_id} cannot run here: {reason}", code=USAGE)
         ids = [env_id]
     failed = 0
     for i in ids:

@@ -16,7 +16,8 @@
 
 The second base in parentheses keeps ``except ValueError`` (or ``RuntimeError``, ...) clauses working.
 Every message names the value, the cause and the fix. The command line exits with code 2 on
-``ConfigError`` and ``RegistryError`` (the user's input is wrong) and 1 on the others.
+``ConfigError``, ``RegistryError`` and ``EnvUnavailable`` (what the user gave cannot work as given)
+and 1 on the others.
 """
 
 from __future__ import annotations
