@@ -13,9 +13,9 @@
 
 ``algorithm`` is one of :data:`ALGORITHMS`, a name or a mapping of the name and that algorithm's
 options (each documented in its config class: ``GRPOConfig`` ... ``ArcherConfig``); a bare name is
-short for ``{name: NAME}``. Every field can be overridden: ``--set optim.lr=1e-5 --set algorithm=grpo
---set algorithm.omega=0.5``. ``suite: NAME``
-trains on every env of a benchmark suite instead of one ``env`` (groups are spread over its envs).
+short for ``{name: NAME}``. Every field can be overridden: ``--set optim.lr=1e-5 --set algorithm=gigpo
+--set algorithm.omega=0.5``. ``suite: NAME`` trains on every env of a benchmark suite instead of one
+``env`` (groups are spread over its envs).
 Training seeds are drawn per iteration from [0, 2**31) minus the held-out eval seeds, which start
 at ``eval.seed_offset`` (default 10**9): train and eval never share a task instance.
 """
@@ -58,7 +58,7 @@ AlgorithmConfig = Annotated[Union[EstimatorSpec, ArcherConfig], Field(discrimina
 
 def algorithm_spec(value: Any) -> Any:
     """``algorithm``'s value before validation: a bare name becomes ``{name: NAME}``; an unknown or missing
-    name raises ``ConfigError`` listing the algorithms (with the close ones first)."""
+    name raises ``ConfigError`` listing the algorithms (and the close one, "did you mean")."""
     spec = {"name": value} if isinstance(value, str) else value
     if isinstance(spec, BaseModel):
         return spec
