@@ -18,7 +18,7 @@ from turngym.trainers.config import TrainConfig
 from turngym.trainers.loop import SAFE_TO_CHANGE, check_resumable
 from turngym.trainers.onpolicy import OnPolicyTrainer
 from turngym.trainers.rollout import trainer_logprobs
-from turngym.trainers.table import read_parquet
+from turngym.benchmarks.store import read_episodes
 
 #: the hf backend's logprobs on the exported model vs the trainer's on its own model, float32 on CPU: the
 #: same weights (LoRA merged: W + BA computed once) through the same forward
@@ -39,8 +39,8 @@ def _engine_logprobs(model_dir: Path, ids: list[int]) -> list[float]:
 
 
 def _recorded_tokens(run: Path, iteration: int) -> list[int]:
-    table = read_parquet(run / "episodes" / f"iter-{iteration:06d}.parquet")
-    return [int(t) for t in table.episode(0).tokens]
+    episodes = read_episodes(run / "episodes.jsonl", run_ids=[f"it{iteration}"])
+    return [int(t) for t in episodes[0].tokens]
 
 
 def _max_diff(a: list[float], b: list[float]) -> float:
@@ -215,5 +215,9 @@ def test_kill_9_in_the_middle_of_a_rollout_or_an_update_resumes_exactly(tmp_path
         assert ra.keys() == rb.keys()
         for key, value in ra.items():
             assert rb[key] == pytest.approx(value, abs=RESUME_TOL) if isinstance(value, float) else rb[key] == value, key
-    files = sorted(p.name for p in (run / "episodes").iterdir())
-    assert files == [f"iter-{k:06d}.parquet" for k in (1, 2, 3)]
+    lines = [json.loads(x) for x in (run / "episodes.jsonl").read_text().splitlines()]
+    ids = [(r["run_id"], r["episode_id"]) for r in lines]  # every line: none stored twice, none lost
+    assert len(ids) == len(set(ids))
+    assert sorted({r for r, _ in ids if r.startswith("it")}) == ["it1", "it2", "it3"]
+    assert [json.loads(x)["run_id"] for x in (Path(whole.run_dir) / "episodes.jsonl").read_text().splitlines()] == [
+        r for r, _ in ids]  # the same episodes in the same order as the uninterrupted run (its evals included)

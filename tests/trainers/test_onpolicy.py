@@ -19,7 +19,8 @@ from turngym.core.errors import ConfigError
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.onpolicy import OnPolicyTrainer
 from turngym.trainers.rollout import StaleWeightsError
-from turngym.trainers.table import read_parquet
+from turngym.benchmarks.store import read_episodes
+from turngym.trainers.table import TurnTable
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -62,7 +63,7 @@ def test_two_iterations_leave_metrics_episodes_and_checkpoints(tmp_path, gn_mode
     for r in train:
         assert r["probe_diff"] <= cfg.probe_tolerance
         assert 0 <= r["success"] <= 1 and r["episodes"] == 8
-    table = read_parquet(run / "episodes" / "iter-000002.parquet")
+    table = TurnTable.from_episodes(read_episodes(run / "episodes.jsonl", run_ids=["it2"]))
     assert len(table) == 8 and {g.rsplit("/", 1)[0] for g in table.group_id} == {"it2/g0", "it2/g1"}
     assert (run / "checkpoints" / "LATEST").read_text() == "iter-000002"
     assert any((run / "tb").iterdir())
@@ -176,7 +177,8 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(tmp_path, gn_model):
             else:
                 assert ra[key] == rb[key], key
     # every iteration's episodes once: no episode lost, none counted twice
-    files = sorted(p.name for p in (run / "episodes").iterdir())
-    assert files == [f"iter-{k:06d}.parquet" for k in range(1, iterations + 1)]
-    ids = [e for f in files for e in read_parquet(run / "episodes" / f).episode_id]
-    assert len(ids) == len(set(ids)) == iterations * 8
+    stored = [e for e in read_episodes(run / "episodes.jsonl") if e.run_id.startswith("it")]
+    assert sorted({e.run_id for e in stored}) == [f"it{k}" for k in range(1, iterations + 1)]
+    lines = [json.loads(x) for x in (run / "episodes.jsonl").read_text().splitlines()]
+    ids = [(r["run_id"], r["episode_id"]) for r in lines if r["run_id"].startswith("it")]  # every line, not deduplicated
+    assert len(ids) == len(set(ids)) == len(stored) == iterations * 8

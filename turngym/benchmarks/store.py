@@ -1,9 +1,17 @@
 """The episode store of a run directory: an append-only JSONL file, one finished episode per line.
 
-Each line is written, flushed and fsynced as its episode finishes, so a run killed at any moment
-(``kill -9`` included) loses at most the episodes in flight. A line torn by a kill mid-write has no
-final newline: reading ignores it and opening for append cuts it off, so it is never duplicated
-nor glued to the next line.
+The one episode format of turngym: eval runs, training runs (every iteration's episodes, and the
+trainer's held-out eval episodes) and the ArCHer replay buffer's checkpoints all keep full ``Episode``
+records here; the turn table is read from it (``TurnTable.from_episodes(read_episodes(path))``).
+
+Each line is written, flushed and fsynced as its episode finishes (``append``), or a batch of lines
+with one fsync (``extend``), so a run killed at any moment (``kill -9`` included) loses at most the
+episodes in flight. A line torn by a kill mid-write has no final newline: reading ignores it and
+opening for append cuts it off, so it is never duplicated nor glued to the next line.
+
+Within a store an episode is identified by (``run_id``, ``episode_id``): an eval run's run_id is its
+directory name; a training run's episodes carry their iteration in it (``it12``: iteration 12's
+rollout, ``eval12``: the held-out eval after iteration 12), which ``drop_after`` uses on resume.
 
     with EpisodeStore(path=run_dir / "episodes.jsonl") as store:
         done = {e.episode_id for e in store.load()}
@@ -13,7 +21,9 @@ nor glued to the next line.
 from __future__ import annotations
 
 import os
+import re
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -37,11 +47,19 @@ class EpisodeStore:
         return read_episodes(self.path)
 
     def append(self, episode: Episode) -> None:
+        self.extend((episode,))
+
+    def extend(self, episodes: Iterable[Episode]) -> int:
+        """Append ``episodes`` (one write, one fsync); returns how many."""
+        data = b"".join(e.model_dump_json(fallback=_jsonable).encode() + b"\n" for e in episodes)
+        if not data:
+            return 0
         f = self._file if self._file is not None else self._open()
-        f.write(episode.model_dump_json(fallback=_jsonable).encode() + b"\n")
+        f.write(data)
         f.flush()
         if self.fsync:
             os.fsync(f.fileno())
+        return data.count(b"\n")
 
     def close(self) -> None:
         f, self._file = self._file, None
@@ -61,8 +79,9 @@ class EpisodeStore:
         return self._file
 
 
-def read_episodes(path: str | Path) -> list[Episode]:
-    """The episodes of a JSONL store, without its torn last line; duplicate ids keep the first copy."""
+def read_episodes(path: str | Path, *, run_ids: Iterable[str] | None = None) -> list[Episode]:
+    """The episodes of a JSONL store, without its torn last line; a (run_id, episode_id) stored twice keeps
+    its first copy. ``run_ids``: only the episodes of these runs (``["it3"]``: iteration 3 of a training run)."""
     p = Path(path)
     if not p.exists():
         return []
@@ -70,19 +89,72 @@ def read_episodes(path: str | Path) -> list[Episode]:
     lines = data.split(b"\n")
     lines.pop()  # the text after the last newline: empty, or a line torn mid-write
     out: list[Episode] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
+    wanted = None if run_ids is None else {r.encode() for r in run_ids}
     for n, line in enumerate(lines, 1):
         if not line.strip():
+            continue
+        if wanted is not None and _run_id(line) not in wanted:
             continue
         try:
             ep = Episode.model_validate_json(line)
         except ValidationError as e:
             warnings.warn(f"{p}:{n} is not an episode record ({e.error_count()} errors); skipped", stacklevel=2)
             continue
-        if ep.episode_id not in seen:
-            seen.add(ep.episode_id)
+        key = (ep.run_id, ep.episode_id)
+        if key not in seen:
+            seen.add(key)
             out.append(ep)
     return out
+
+
+#: a training run's run_id: the rollout of iteration k (``it12``) or the held-out eval after it (``eval12``)
+_ITERATION_RUN_ID = re.compile(rb"(?:it|eval)(\d+)")
+_RUN_ID_FIELD = re.compile(rb'^\{"run_id":"((?:[^"\\]|\\.)*)"')
+
+
+def iteration_of(run_id: str) -> int | None:
+    """k of a training run's run_id ``it{k}`` / ``eval{k}``; None for any other run_id."""
+    m = _ITERATION_RUN_ID.fullmatch(run_id.encode())
+    return int(m.group(1)) if m else None
+
+
+def drop_after(path: str | Path, iteration: int) -> int:
+    """Remove the episodes of iterations after ``iteration`` (run_id ``it{k}`` / ``eval{k}``, k > iteration)
+    and a torn last line from a training run's store, atomically; returns how many were removed. What a
+    resumed run plays again is so stored once."""
+    p = Path(path)
+    if not p.exists():
+        return 0
+    lines = p.read_bytes().split(b"\n")
+    torn = lines.pop() != b""
+    keep = []
+    for line in lines:
+        m = _ITERATION_RUN_ID.fullmatch(_run_id(line))
+        if m is None or int(m.group(1)) <= iteration:
+            keep.append(line)
+    dropped = len(lines) - len(keep)
+    if dropped or torn:
+        tmp = p.with_name(p.name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(b"".join(line + b"\n" for line in keep))
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(p)
+    return dropped
+
+
+def _run_id(line: bytes) -> bytes:
+    """The run_id of a stored line (the first field ``model_dump_json`` writes), without parsing the line."""
+    m = _RUN_ID_FIELD.match(line)
+    if m is not None:
+        return m.group(1)
+    try:
+        import json
+
+        return str(json.loads(line).get("run_id", "")).encode()
+    except (ValueError, AttributeError):
+        return b""
 
 
 def _cut_torn_tail(path: Path) -> None:

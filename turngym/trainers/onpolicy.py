@@ -36,7 +36,7 @@ from turngym.trainers.losses import frozen_reference
 from turngym.trainers.loop import Iteration, TrainLoop, iteration_seed
 from turngym.trainers.policy import load_policy, save_model_dir
 from turngym.trainers.rollout import action_fsms, collect, make_rollout_agent, summarize, train_tasks
-from turngym.trainers.table import TurnTable, write_parquet
+from turngym.trainers.table import TurnTable
 from turngym.trainers.update import make_optimizer, policy_update, scheduled_lr, torch_threads
 
 __all__ = ["OnPolicyTrainer", "iteration_seed", "load_policy"]
@@ -98,7 +98,7 @@ class OnPolicyTrainer:
         pass
 
     async def step(self, k: int) -> Iteration:
-        """Iteration ``k``: collect, estimate advantages, PPO-clip epochs; the episodes saved."""
+        """Iteration ``k``: collect, estimate advantages, PPO-clip epochs; the episodes appended to the run's store."""
         cfg, backend = self.cfg, self.backend
         t0 = time.perf_counter()
         agent = make_rollout_agent(cfg, backend, seed=iteration_seed(cfg.seed, k))
@@ -106,7 +106,7 @@ class OnPolicyTrainer:
         t_roll = time.perf_counter() - t0
         rows = [i for i, e in enumerate(episodes) if e.error is None and e.trainable and e.turns]
         self._usable = [episodes[i] for i in rows]
-        full = TurnTable.from_episodes(episodes)  # built once: trained on (its usable rows) and saved
+        full = TurnTable.from_episodes(episodes)  # built once: trained on its usable rows
         record: dict[str, Any] = {**summarize(episodes)}
         t1 = time.perf_counter()
         if rows:
@@ -129,7 +129,7 @@ class OnPolicyTrainer:
             record["adv_abs_mean"] = float(np.abs(adv.turn).mean()) if len(adv.turn) else 0.0
             record["kept_episodes"] = int(adv.keep.sum())
         record["time_update"] = time.perf_counter() - t1
-        self._save_episodes(k, full)
+        self.dir.append_episodes(episodes)  # the run's episode store (run_id it{k})
         record.update(episodes=len(episodes), time_rollout=t_roll)
         return Iteration(record=record, episodes=len(episodes), updated=bool(rows), sync=True)
 
@@ -150,10 +150,3 @@ class OnPolicyTrainer:
             blocks.append(allowed)
             offset += len(allowed)
         return states, torch.cat(blocks) if blocks else torch.zeros((0, vocab_size), dtype=torch.bool)
-
-    def _save_episodes(self, k: int, table: TurnTable) -> None:
-        path = self.dir.episode_file(k)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        write_parquet(table, tmp)
-        tmp.replace(path)

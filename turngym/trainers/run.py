@@ -4,14 +4,17 @@
       config.yaml                 the resolved config (what --resume reads back)
       metrics.jsonl               one JSON object per iteration (and one per eval), fsynced
       tb/                         TensorBoard event files (the same scalars)
-      episodes/iter-000012.parquet  every iteration's episodes (turn table), written atomically
+      episodes.jsonl              the episode store (turngym.benchmarks.store): every iteration's episodes
+                                  (run_id it{k}) and every held-out eval's (run_id eval{k}), appended and
+                                  fsynced once per iteration; the turn table is read from it
+      report.html                 the run's report (turngym.benchmarks.report), rewritten at each eval
       checkpoints/iter-000012/    weights (HF format), trainer.pt (optimizer, RNG states, counters),
                                   plus whatever the trainer adds (ArCHer: critic, replay buffer)
       checkpoints/LATEST          the name of the newest complete checkpoint
 
 A checkpoint directory is written under a temporary name and renamed when complete, then LATEST is
 replaced atomically: a run killed at any instant (kill -9) resumes from the newest complete one.
-``RunDir.resume_from()`` drops the metrics lines and episode files of iterations after that
+``RunDir.resume_from()`` drops the metrics lines and stored episodes of iterations after that
 checkpoint, so the resumed run counts no episode twice and loses none (they are played again with
 the same seeds and RNG states).
 """
@@ -22,11 +25,15 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from turngym.benchmarks.store import EPISODES_FILE, EpisodeStore, drop_after
+from turngym.core.types import Episode
 
 __all__ = ["RunDir", "capture_rng", "restore_rng"]
 
@@ -62,7 +69,8 @@ class RunDir:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.checkpoints = self.path / "checkpoints"
-        self.episodes = self.path / "episodes"
+        self.episodes_path = self.path / EPISODES_FILE
+        self._store: EpisodeStore | None = None
         self.metrics_path = self.path / "metrics.jsonl"
         self._tb_enabled = tensorboard
         self._tb: Any = None
@@ -101,8 +109,13 @@ class RunDir:
                 out.append(rec)
         return out
 
-    def episode_file(self, iteration: int) -> Path:
-        return self.episodes / f"iter-{iteration:06d}.parquet"
+    # -- episodes --------------------------------------------------------------------------------
+    def append_episodes(self, episodes: Sequence[Episode]) -> int:
+        """Append an iteration's (or an eval's) episodes to the run's store: one write, one fsync. Their
+        run_id names the iteration (``it{k}``, ``eval{k}``), so a resume can drop what it plays again."""
+        if self._store is None:
+            self._store = EpisodeStore(path=self.episodes_path)
+        return self._store.extend(episodes)
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save_checkpoint(self, iteration: int, write: Any, *, keep: int = 2) -> Path:
@@ -149,14 +162,16 @@ class RunDir:
             tmp = self.metrics_path.with_suffix(".jsonl.tmp")
             tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
             tmp.replace(self.metrics_path)
-        if self.episodes.exists():
-            for f in self.episodes.glob("iter-*.parquet*"):
-                stem = f.name.split(".")[0]
-                if int(stem.removeprefix("iter-")) > done or f.name.endswith(".tmp"):
-                    f.unlink()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        drop_after(self.episodes_path, done)
         return ckpt, done
 
     def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None

@@ -4,17 +4,19 @@ Columnar and flat, three levels of rows, each a set of numpy columns:
 
     episodes (E)  ids, outcome, success, trainable, token_offsets (E+1), turn_offsets (E+1)
     turns    (M)  reward r_t, action / observation spans, state_text (what the agent saw before
-                  acting), action_text; the turns of episode e are rows turn_offsets[e]:turn_offsets[e+1]
+                  acting), action_text, invalid, terminated / truncated (the env's flags of the step:
+                  an episode that ended on a time limit is truncated, not terminal); the turns of
+                  episode e are rows turn_offsets[e]:turn_offsets[e+1]
     tokens   (N)  tokens, mask (1 = sampled by the policy), logprobs; the stream of episode e is
                   tokens[token_offsets[e]:token_offsets[e+1]]
 
 Spans are [start, end) offsets into the episode's own stream (-1 when the agent recorded none).
 Views slice the flat arrays, so they never copy the stream per turn::
 
-    table = TurnTable.from_episodes(episodes)            # or read_parquet("runs/x/episodes/")
+    table = TurnTable.from_episodes(read_episodes("runs/x/episodes.jsonl"))   # the run's episode store
     view = table.turn(3)                                 # view.context = stream[:action_start]
     batch = collate_episodes(table, device="cuda", token_columns={"advantages": adv.token})
-    write_parquet(table, "runs/x/episodes/shard-00000.parquet")
+    write_parquet(table, "export/x.parquet")             # an export; the run keeps its episode store
 
 Grouping is explicit: ``table.group_index("group_id" | "instance_hash" | "task_id")`` gives every
 episode a dense group number, and every estimator names the key it groups by.
@@ -58,6 +60,7 @@ OutcomeSource = Literal["final_reward", "success", "return"]
 
 _EPISODE_STR = ("episode_id", "group_id", "task_id", "instance_hash", "env_id", "run_id")
 _TURN_SPANS = ("action_start", "action_end", "obs_start", "obs_end")
+_TURN_FLAGS = ("invalid", "terminated", "truncated")
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,8 @@ class TurnTable:
     state_text: np.ndarray  # object (str): the observation the agent answered at this turn
     action_text: np.ndarray  # object (str)
     invalid: np.ndarray  # bool: the action did not parse
+    terminated: np.ndarray  # bool: the env's terminated flag of this step (a terminal state)
+    truncated: np.ndarray  # bool: the env's truncated flag of this step (a time limit: bootstrap)
     # per token (N)
     tokens: np.ndarray  # int64
     mask: np.ndarray  # int8
@@ -275,7 +280,7 @@ class TurnTable:
         if outcome not in ("final_reward", "success", "return"):
             raise ValueError(f"unknown outcome source {outcome!r}: use 'final_reward', 'success' or 'return'")
         ep_cols: dict[str, list[Any]] = {k: [] for k in (*_EPISODE_STR, "outcome", "success", "trainable")}
-        turn_cols: dict[str, list[Any]] = {k: [] for k in ("reward", *_TURN_SPANS, "state_text", "action_text", "invalid")}
+        turn_cols: dict[str, list[Any]] = {k: [] for k in ("reward", *_TURN_SPANS, "state_text", "action_text", *_TURN_FLAGS)}
         tokens: list[int] = []
         mask: list[int] = []
         logprobs: list[float] = []
@@ -297,6 +302,8 @@ class TurnTable:
                 turn_cols["state_text"].append(state)
                 turn_cols["action_text"].append(turn.action)
                 turn_cols["invalid"].append(turn.action_error is not None)
+                turn_cols["terminated"].append(bool(turn.terminated))
+                turn_cols["truncated"].append(bool(turn.truncated))
                 state = _messages_text(turn.observation)
             tokens.extend(ep.tokens)
             mask.extend(ep.mask)
@@ -314,7 +321,7 @@ class TurnTable:
             **{k: np.asarray(turn_cols[k], dtype=np.int64) for k in _TURN_SPANS},
             state_text=_str_array(turn_cols["state_text"]),
             action_text=_str_array(turn_cols["action_text"]),
-            invalid=np.asarray(turn_cols["invalid"], dtype=bool),
+            **{k: np.asarray(turn_cols[k], dtype=bool) for k in _TURN_FLAGS},
             tokens=np.asarray(tokens, dtype=np.int64),
             mask=np.asarray(mask, dtype=np.int8),
             logprobs=np.asarray(logprobs, dtype=np.float32),
@@ -337,7 +344,7 @@ class TurnTable:
             **{name: lists(getattr(self, name), t, pa.int64()) for name in _TURN_SPANS},
             "state_text": lists(self.state_text.tolist(), t, pa.string()),
             "action_text": lists(self.action_text.tolist(), t, pa.string()),
-            "invalid": lists(self.invalid, t, pa.bool_()),
+            **{name: lists(getattr(self, name), t, pa.bool_()) for name in _TURN_FLAGS},
             "tokens": lists(self.tokens, k, pa.int64()),
             "mask": lists(self.mask, k, pa.int8()),
             "logprobs": lists(self.logprobs, k, pa.float32()),
@@ -346,7 +353,7 @@ class TurnTable:
 
     @classmethod
     def from_arrow(cls, table: pa.Table) -> TurnTable:
-        missing = [c for c in _ARROW_COLUMNS if c not in table.column_names]
+        missing = [c for c in _ARROW_COLUMNS if c not in table.column_names and c not in _LATER_COLUMNS]
         if missing:
             raise ValueError(
                 f"the Arrow table lacks the turn-table columns {missing}: it was not written by "
@@ -367,6 +374,11 @@ class TurnTable:
 
         reward, turn_off = flat("reward", np.float64)
         tokens, tok_off = flat("tokens", np.int64)
+        flags = {k: flat(k, bool)[0] for k in _TURN_FLAGS if k in table.column_names}
+        if "terminated" not in flags:  # a shard written before the flags were kept: the last turn ends it
+            flags["terminated"] = np.zeros(len(reward), dtype=bool)
+            flags["terminated"][turn_off[1:][np.diff(turn_off) > 0] - 1] = True
+        flags.setdefault("truncated", np.zeros(len(reward), dtype=bool))
         return cls(
             **{k: _str_array(table.column(k).to_pylist()) for k in _EPISODE_STR},
             outcome=episode_col("outcome", np.float64),
@@ -378,7 +390,7 @@ class TurnTable:
             **{k: flat(k, np.int64)[0] for k in _TURN_SPANS},
             state_text=_str_array(flat("state_text", object)[0].tolist()),
             action_text=_str_array(flat("action_text", object)[0].tolist()),
-            invalid=flat("invalid", bool)[0],
+            **flags,
             tokens=tokens,
             mask=flat("mask", np.int8)[0],
             logprobs=flat("logprobs", np.float32)[0],
@@ -404,13 +416,15 @@ class TurnTable:
 
 
 _EPISODE_COLUMNS = frozenset((*_EPISODE_STR, "outcome", "success", "trainable"))
-_TURN_COLUMNS = frozenset(("reward", *_TURN_SPANS, "state_text", "action_text", "invalid"))
+_TURN_COLUMNS = frozenset(("reward", *_TURN_SPANS, "state_text", "action_text", *_TURN_FLAGS))
 _ARROW_COLUMNS = (*_EPISODE_COLUMNS, *_TURN_COLUMNS, "tokens", "mask", "logprobs")
+#: columns that shards of earlier versions lack (read with the defaults those versions assumed)
+_LATER_COLUMNS = frozenset(("terminated", "truncated"))
 
 
 def write_parquet(table: TurnTable | Sequence[Episode], path: str | Path) -> Path:
-    """Write one shard (one row per episode). Shards are written whole, then renamed into place, so a
-    reader never sees half a shard and an interrupted run loses at most the shard being written."""
+    """Export a table as one Parquet shard (one row per episode), written whole, then renamed into place.
+    A run's storage is its episode store (turngym.benchmarks.store), not Parquet."""
     import pyarrow.parquet as pq
 
     if not isinstance(table, TurnTable):

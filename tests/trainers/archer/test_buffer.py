@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from turngym.benchmarks.store import read_episodes
 from turngym.core.types import Episode, ImagePart, Message, TextPart, ToolCall, Turn, user
 from turngym.trainers.archer.buffer import (
     ReplayBuffer,
@@ -167,13 +168,39 @@ def test_save_restore_round_trip_continues_exactly(tmp_path):
         b.add_episodes([_episode("e3")])
     assert restored.transitions() == buf.transitions() and restored.position == buf.position == 4
     assert restored.sample(10) == buf.sample(10)
-    # each episode's history and token stream is written once, and shared again after loading
+    # each episode (its history and token stream) is written once, in the episode store format, and its
+    # history and stream are shared again after loading
     lines = [json.loads(x) for x in path.read_text().splitlines()]
-    assert sum("history" in x for x in lines) == 3  # e0 (2 turns left after the wrap), e1, e2
-    assert sum("tokens" in x for x in lines) == 1  # only e0 has a token stream
+    assert lines[0]["episodes"] == "replay.episodes.jsonl" and len(lines) == 1 + 8  # the header, one line per slot
+    stored = read_episodes(path.with_name("replay.episodes.jsonl"))
+    assert [e.episode_id for e in stored] == ["e0", "e1", "e2"]  # e0 (2 turns left after the wrap), e1, e2
+    assert sum(bool(e.tokens) for e in stored) == 1  # only e0 has a token stream
     r = restored.transitions()
     assert r[0].history is r[1].history and r[0].tokens is r[1].tokens
     assert not (tmp_path / "run" / "replay.jsonl.tmp").exists()
+
+
+def test_save_refers_to_the_runs_episode_store_and_load_rebuilds_from_it(tmp_path):
+    """Where the run's store holds the episodes, the checkpoint holds only references into it (relative, so
+    the run directory can move); an episode the store lacks is named."""
+    from turngym.benchmarks.store import EpisodeStore
+
+    episodes = [_episode("e0", tokens=True), _episode("e1"), _episode("e2", terminated=False)]
+    store = tmp_path / "run" / "episodes.jsonl"
+    with EpisodeStore(path=store) as s:
+        s.extend(episodes)
+    buf = ReplayBuffer(capacity=8, seed=3)
+    buf.add_episodes(episodes)
+    buf.sample(3)
+    path = buf.save(tmp_path / "run" / "checkpoints" / "iter-000001" / "replay.jsonl", store=store)
+    assert json.loads(path.read_text().splitlines()[0])["episodes"] == "../../episodes.jsonl"
+    assert not path.with_name("replay.episodes.jsonl").exists()
+    (tmp_path / "run").rename(tmp_path / "moved")
+    restored = ReplayBuffer.load(tmp_path / "moved" / "checkpoints" / "iter-000001" / "replay.jsonl")
+    assert restored.transitions() == buf.transitions() and restored.sample(6) == buf.sample(6)
+    (tmp_path / "moved" / "episodes.jsonl").write_text("")
+    with pytest.raises(ValueError, match="does not hold"):
+        ReplayBuffer.load(tmp_path / "moved" / "checkpoints" / "iter-000001" / "replay.jsonl")
 
 
 def test_load_rejects_a_foreign_or_truncated_file(tmp_path):

@@ -11,7 +11,8 @@ import torch
 
 from turngym.trainers.archer.trainer import ArcherTrainer, load_offline_episodes
 from turngym.trainers.config import TrainConfig
-from turngym.trainers.table import read_parquet
+from turngym.benchmarks.store import read_episodes
+from turngym.trainers.table import TurnTable
 
 ENV = {"id": "turngym/GuessNumber-v0", "kwargs": {"low": 1, "high": 16}, "max_turns": 6}
 
@@ -45,7 +46,7 @@ def test_online_iteration_trains_critic_and_actor_and_syncs(tmp_path, gn_model):
     summary = trainer.run(resume=False, progress=False)
     assert set(summary["eval"]) >= {"success", "return"} and all(isinstance(v, float) for v in summary["eval"].values())
     rec = summary["train"]
-    table = read_parquet(tmp_path / "run" / "episodes")
+    table = TurnTable.from_episodes(read_episodes(tmp_path / "run" / "episodes.jsonl", run_ids=["it1"]))
     assert len(table) == 4 and summary["episodes_seen"] == 4
     assert rec["buffer_size"] == len(trainer.buffer) == table.num_turn_rows  # one transition per turn
     assert all(t.state_ids is not None for t in trainer.buffer.transitions())
@@ -78,10 +79,11 @@ def test_sabotaged_sync_raises_stale_weights(tmp_path, gn_model, monkeypatch):
 def test_offline_mode_trains_on_a_saved_run(tmp_path, gn_model):
     online = ArcherTrainer(make_cfg(tmp_path / "online", gn_model, warmup_iterations=5))
     online.run()
-    saved = tmp_path / "online" / "episodes"
-    table = read_parquet(saved)
+    saved = tmp_path / "online"  # a training run: its episode store (an eval run's reads the same)
+    table = TurnTable.from_episodes(read_episodes(saved / "episodes.jsonl"))
     episodes = load_offline_episodes(saved)
     assert len(episodes) == len(table) and sum(len(e.turns) for e in episodes) == table.num_turn_rows
+    assert [e.turns[-1].truncated for e in episodes] == table.truncated[table.is_last_turn].tolist()  # kept
 
     trainer = ArcherTrainer(make_cfg(tmp_path / "offline", gn_model, eval_every=1, mode="offline", dataset=str(saved)))
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
@@ -90,7 +92,7 @@ def test_offline_mode_trains_on_a_saved_run(tmp_path, gn_model):
     assert summary["episodes_seen"] == 0 and "success" not in rec  # nothing collected
     assert rec["buffer_size"] == table.num_turn_rows and rec["actor/tokens"] > 0
     assert any(not torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
-    assert not (tmp_path / "offline" / "episodes").exists()
+    assert not any(e.run_id.startswith("it") for e in read_episodes(tmp_path / "offline" / "episodes.jsonl"))
     assert [e["iteration"] for e in trainer.run_dir.read_metrics("eval")] == [0, 1]  # eval through the backend
 
 

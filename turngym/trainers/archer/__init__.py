@@ -38,7 +38,7 @@ _EXPORTS = {
     "Sampled": "sampler",
     "load_offline_episodes": "offline",
     "sample_utterances": "sampler",
-    "table_episodes": "offline",
+    "offline_store": "offline",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -14,28 +14,29 @@ into it: ``state_ids``, ``action_ids``, ``next_state_ids`` are the exact tokens 
 (the token-faithful context for re-sampling a~ ~ pi(.|s)).
 
 The buffer is a fixed-capacity ring (the oldest transition is overwritten) with a seeded numpy generator
-for sampling. ``save``/``load`` write and read one JSONL file with the ring's contents, position and the
-generator's state, so a resumed run draws exactly the samples the uninterrupted run would have drawn.
+for sampling. It keeps no format of its own: ``save`` writes the ring's position, counters and the
+generator's state, then one reference per slot (run_id, episode_id, turn position) into an episode store
+(turngym.benchmarks.store, the one episode format): the run's own store, where its episodes already are
+(``save(path, store=run_dir / "episodes.jsonl")``), or else a store of the referenced episodes written
+beside the file (``replay.episodes.jsonl``). ``load`` rebuilds the transitions from those episodes, so a
+resumed run holds the same ring and draws exactly the samples the uninterrupted run would have drawn.
 
     buffer = ReplayBuffer(capacity=100_000, seed=0)
     buffer.add_episodes(episodes)
     batch = collate(buffer.sample(256))     # batch.states: list[str], batch.rewards: Tensor[256], ...
-    buffer.save(run_dir / "replay.jsonl"); buffer = ReplayBuffer.load(run_dir / "replay.jsonl")
+    buffer.save(ckpt / "replay.jsonl", store=run_dir / "episodes.jsonl"); buffer = ReplayBuffer.load(ckpt / "replay.jsonl")
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from pydantic import TypeAdapter
 
 from turngym.core.types import Episode, Message
 
@@ -50,17 +51,12 @@ __all__ = [
 ]
 
 FORMAT = "turngym.archer.replay"
-VERSION = 1
-_HISTORY = TypeAdapter(tuple[Message, ...])
+VERSION = 2
+#: where ``save`` writes the referenced episodes when no store is given: beside the file
+_OWN_STORE_SUFFIX = ".episodes.jsonl"
 
-
-def _pack_ids(ids: Sequence[int]) -> str:
-    """Token ids as base64 of little-endian int32: a fraction of the size and time of a JSON list."""
-    return base64.b64encode(np.asarray(ids, dtype="<i4").tobytes()).decode("ascii")
-
-
-def _unpack_ids(text: str) -> tuple[int, ...]:
-    return tuple(np.frombuffer(base64.b64decode(text), dtype="<i4").tolist())
+#: a slot's source: (run_id, episode_id) of its episode and the turn's position in it
+_Source = tuple[str, str, int]
 
 
 def message_text(message: Message) -> str:
@@ -226,6 +222,11 @@ class ReplayBuffer:
         self._size = 0
         self._added = 0  # transitions added over the buffer's life (the ring wrapped added // capacity times)
         self._rng = np.random.default_rng(seed)
+        # the episode each slot's transition came from (None: added as a bare transition), and the episodes
+        # some slot still holds, with how many: what ``save`` refers to
+        self._sources: list[_Source | None] = [None] * capacity
+        self._episodes: dict[tuple[str, str], Episode] = {}
+        self._refs: dict[tuple[str, str], int] = {}
 
     @property
     def capacity(self) -> int:
@@ -246,7 +247,17 @@ class ReplayBuffer:
         return f"ReplayBuffer(size={self._size}, capacity={self._capacity}, position={self._position})"
 
     def add(self, transition: Transition) -> None:
+        self._put(transition, None)
+
+    def _put(self, transition: Transition, source: _Source | None) -> None:
+        old = self._sources[self._position]
+        if old is not None:
+            key = old[:2]
+            self._refs[key] -= 1
+            if not self._refs[key]:
+                del self._refs[key], self._episodes[key]
         self._slots[self._position] = transition
+        self._sources[self._position] = source
         self._position = (self._position + 1) % self._capacity
         self._size = min(self._size + 1, self._capacity)
         self._added += 1
@@ -261,7 +272,16 @@ class ReplayBuffer:
 
     def add_episodes(self, episodes: Iterable[Episode]) -> int:
         """Add one transition per turn of each episode; returns how many were added."""
-        return sum(self.extend(episode_transitions(ep)) for ep in episodes)
+        n = 0
+        for ep in episodes:
+            key = (ep.run_id, ep.episode_id)
+            for i, t in enumerate(episode_transitions(ep)):
+                if key not in self._episodes:
+                    self._episodes[key], self._refs[key] = ep, 0
+                self._refs[key] += 1
+                self._put(t, (*key, i))
+                n += 1
+        return n
 
     def transitions(self) -> list[Transition]:
         """The stored transitions, oldest first."""
@@ -283,14 +303,34 @@ class ReplayBuffer:
 
     # -- persistence -------------------------------------------------------------------------------
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the buffer (contents, position, generator state) to one JSONL file, atomically.
+    def save(self, path: str | os.PathLike[str], *, store: str | os.PathLike[str] | None = None) -> Path:
+        """Write the buffer to ``path``, atomically: a header (capacity, position, counters, the generator's
+        state, the episode store it refers to), then one line per slot, its (run_id, episode_id, turn).
 
-        Each episode's history and token stream is written once; its transitions refer to them by index.
+        ``store``: an episode store that holds every episode the ring refers to (the run's own); it is
+        referred to by its path relative to ``path``'s directory. Without one, those episodes are written
+        to a store beside ``path`` (``replay.episodes.jsonl``), each once.
         """
+        from turngym.benchmarks.store import EpisodeStore
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
+        sources = self._sources[: self._size]
+        if any(src is None for src in sources):
+            raise ValueError(
+                "the buffer holds transitions added without their episode (add/extend), which an episode store "
+                "cannot refer to: fill it with add_episodes to save it"
+            )
+        if store is None:
+            own = path.with_name(path.stem + _OWN_STORE_SUFFIX)
+            tmp = own.with_name(own.name + ".tmp")
+            tmp.unlink(missing_ok=True)
+            with EpisodeStore(path=tmp, fsync=False) as out:
+                out.extend(self._episodes.values())
+            os.replace(tmp, own)
+            ref = own.name
+        else:
+            ref = os.path.relpath(Path(store).resolve(), path.parent.resolve())
         header = {
             "format": FORMAT,
             "version": VERSION,
@@ -299,42 +339,21 @@ class ReplayBuffer:
             "size": self._size,
             "added": self._added,
             "rng": self._rng.bit_generator.state,
+            "episodes": ref,
         }
-        histories: dict[int, int] = {}  # id(history tuple) -> index in the file
-        streams: dict[int, int] = {}  # id(tokens tuple) -> index in the file
+        tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(json.dumps(header) + "\n")
-            for t in self._slots[: self._size]:
-                assert t is not None
-                h = histories.get(id(t.history))
-                if h is None:
-                    h = histories[id(t.history)] = len(histories)
-                    msgs = [m.model_dump(mode="json", exclude_none=True) for m in t.history]
-                    f.write(json.dumps({"history": msgs}) + "\n")
-                row: dict[str, Any] = {
-                    "history": h,
-                    "s": t.state_end,
-                    "s2": t.next_state_end,
-                    "a": t.action,
-                    "r": t.reward,
-                    "done": t.done,
-                    "episode_id": t.episode_id,
-                    "turn": t.turn,
-                }
-                if t.tokens is not None:
-                    k = streams.get(id(t.tokens))
-                    if k is None:
-                        k = streams[id(t.tokens)] = len(streams)
-                        f.write(json.dumps({"tokens": _pack_ids(t.tokens)}) + "\n")
-                    row["tokens"] = k
-                    row["spans"] = list(t.spans) if t.spans is not None else None
-                f.write(json.dumps({"transition": row}) + "\n")
+            f.writelines(json.dumps({"slot": list(src)}) + "\n" for src in sources)  # type: ignore[arg-type]
         os.replace(tmp, path)
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ReplayBuffer:
-        """The buffer ``save`` wrote, with the same contents, position and generator state."""
+        """The buffer ``save`` wrote, with the same contents, position and generator state (its transitions
+        rebuilt from the episode store it refers to)."""
+        from turngym.benchmarks.store import read_episodes
+
         path = Path(path)
         with open(path, encoding="utf-8") as f:
             header = json.loads(f.readline() or "{}")
@@ -343,40 +362,30 @@ class ReplayBuffer:
                     f"{path} is not a turngym ArCHer replay buffer (format {header.get('format')!r}, version "
                     f"{header.get('version')!r}; expected {FORMAT!r} version {VERSION}); pass the run's replay file"
                 )
-            buf = cls(capacity=int(header["capacity"]), seed=0)
-            histories: list[tuple[Message, ...]] = []
-            streams: list[tuple[int, ...]] = []
-            slots: list[Transition] = []
-            for line in f:
-                rec = json.loads(line)
-                if "history" in rec:
-                    histories.append(_HISTORY.validate_python(rec["history"]))
-                elif "tokens" in rec:
-                    streams.append(_unpack_ids(rec["tokens"]))
-                else:
-                    row = rec["transition"]
-                    spans = row.get("spans")
-                    slots.append(
-                        Transition(
-                            history=histories[row["history"]],
-                            state_end=int(row["s"]),
-                            next_state_end=int(row["s2"]),
-                            action=row["a"],
-                            reward=float(row["r"]),
-                            done=bool(row["done"]),
-                            episode_id=row["episode_id"],
-                            turn=int(row["turn"]),
-                            tokens=streams[row["tokens"]] if "tokens" in row else None,
-                            spans=tuple(spans) if spans is not None else None,  # type: ignore[arg-type]
-                        )
-                    )
-        if len(slots) != header["size"]:
+            sources = [tuple(json.loads(line)["slot"]) for line in f if line.strip()]
+        if len(sources) != header["size"]:
             raise ValueError(
-                f"{path} holds {len(slots)} transitions but its header says {header['size']}: the file is "
+                f"{path} holds {len(sources)} transitions but its header says {header['size']}: the file is "
                 "truncated or corrupt; resume from an earlier checkpoint"
             )
-        buf._slots[: len(slots)] = slots
-        buf._size = len(slots)
+        store = path.parent / header["episodes"]
+        wanted = {(r, e) for r, e, _ in sources}
+        episodes = {(e.run_id, e.episode_id): e for e in read_episodes(store) if (e.run_id, e.episode_id) in wanted}
+        missing = wanted - episodes.keys()
+        if missing:
+            raise ValueError(
+                f"{path} refers to {len(missing)} episodes that its episode store {store} does not hold (such as "
+                f"{sorted(missing)[0]}): the store was moved, cut or replaced; resume from an earlier checkpoint"
+            )
+        buf = cls(capacity=int(header["capacity"]), seed=0)
+        transitions = {key: episode_transitions(ep) for key, ep in episodes.items()}
+        for slot, (run_id, episode_id, i) in enumerate(sources):
+            key = (run_id, episode_id)
+            buf._slots[slot] = transitions[key][int(i)]
+            buf._sources[slot] = (run_id, episode_id, int(i))
+            buf._refs[key] = buf._refs.get(key, 0) + 1
+            buf._episodes[key] = episodes[key]
+        buf._size = len(sources)
         buf._position = int(header["position"])
         buf._added = int(header["added"])
         buf._rng.bit_generator.state = header["rng"]

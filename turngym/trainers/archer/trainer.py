@@ -15,8 +15,8 @@ One iteration (RESEARCH.md section 5; the math is in ``math.py``, the critic in 
     sync:    (the training loop) the new weights go into the rollout backend, and a logprob probe checks it
              serves them (max |engine - trainer| <= probe_tolerance, else StaleWeightsError)
 
-Offline (``algorithm.mode: offline``): the buffer is filled once from ``algorithm.dataset`` (a turn-table
-parquet file or directory, or an eval run's episode store JSONL) and nothing is collected; the backend
+Offline (``algorithm.mode: offline``): the buffer is filled once from ``algorithm.dataset`` (a run's episode
+store: an eval or a training run directory, or its episodes.jsonl) and nothing is collected; the backend
 still serves the evaluation episodes.
 
 ArcherTrainer is the ArCHer part of the one training loop (turngym.trainers.loop: run directory, resume,
@@ -32,7 +32,8 @@ into the policy), with the critic's own heads.
 
 A checkpoint (``checkpoints/iter-N/``) holds what the loop saves (``model/``, counters, global RNG states)
 plus the critic and its target, both optimizers, the token baseline, the a~ sampler's generator and the
-replay buffer (``replay.jsonl``, with its RNG): a resumed run continues as the uninterrupted one.
+replay buffer (``replay.jsonl``: its position and RNG, and references into the run's episode store, or the
+offline dataset's): a resumed run continues as the uninterrupted one.
 """
 
 from __future__ import annotations
@@ -55,16 +56,15 @@ from turngym.trainers.archer.config import ArcherConfig
 from turngym.trainers.archer.critic import DoubleCritic, TextEncoder, TokenBaseline, critic_losses, make_target, pool_hidden
 from turngym.trainers.archer.encoder import default_encoder
 from turngym.trainers.archer.math import actor_loss, advantage, baseline_loss, polyak_update
-from turngym.trainers.archer.offline import load_offline_episodes, table_episodes
+from turngym.trainers.archer.offline import load_offline_episodes, offline_store
 from turngym.trainers.archer.sampler import Sampled, left_pad, policy_forward, sample_utterances
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.loop import Iteration, TrainLoop, iteration_seed
 from turngym.trainers.policy import load_policy
 from turngym.trainers.rollout import action_fsms, collect, make_rollout_agent, summarize, train_tasks
-from turngym.trainers.table import write_parquet
 from turngym.trainers.update import torch_threads
 
-__all__ = ["ArcherTrainer", "Sampled", "load_offline_episodes", "sample_utterances", "table_episodes"]
+__all__ = ["ArcherTrainer", "Sampled", "load_offline_episodes", "sample_utterances"]
 
 #: the name this module gave the actor's forward pass (``sampler.policy_forward``)
 _policy_forward = policy_forward
@@ -223,7 +223,10 @@ class ArcherTrainer:
         self.generator.set_state(state["generator"])
 
     def write_files(self, directory: Path) -> None:
-        self.buffer.save(directory / "replay.jsonl")
+        # the buffer's position and generator, referring to its episodes where they are stored: the run's episode
+        # store (online) or the offline dataset's
+        store = offline_store(self.acfg.dataset or "") if self.acfg.mode == "offline" else self.run_dir.episodes_path
+        self.buffer.save(directory / "replay.jsonl", store=store)
         (directory / "archer.json").write_text(json.dumps({"iteration": self.iteration, "buffer": len(self.buffer)}))
 
     def read_files(self, directory: Path) -> None:
@@ -231,7 +234,7 @@ class ArcherTrainer:
 
     # -- collection ------------------------------------------------------------------------------------
     async def collect(self, it: int) -> list[Episode]:
-        """Iteration ``it``'s episodes with the current policy, into the buffer and the run's episode files.
+        """Iteration ``it``'s episodes with the current policy, into the buffer and the run's episode store.
 
         ``trajectories_per_iteration`` task instances, one episode each; tasks and sampling seeds depend
         only on (seed, it), as in the on-policy loop, so a resumed iteration replays the uninterrupted one."""
@@ -239,7 +242,7 @@ class ArcherTrainer:
         cfg = self.cfg.model_copy(update={"rollout": self.cfg.rollout.model_copy(update={"groups": n, "group_size": 1})})
         agent = make_rollout_agent(self.cfg, self.backend, seed=iteration_seed(self.cfg.seed, it))
         episodes = await collect(train_tasks(cfg, it), agent, self.cfg, run_id=f"it{it}")
-        write_parquet(episodes, self.run_dir.episode_file(it))
+        self.run_dir.append_episodes(episodes)  # the run's episode store (run_id it{it})
         self._add_episodes(episodes)
         return episodes
 
