@@ -1,10 +1,12 @@
-"""The on-policy algorithms of the GRPO family (grpo, rloo, flow_grpo, mt_grpo, gigpo), as the part of the
-training loop (turngym.trainers.loop) that differs: one iteration k is
+"""The on-policy algorithms (the GRPO family: grpo, rloo, flow_grpo, mt_grpo, gigpo; and bilevel_gae with its
+turn critic), as the part of the training loop (turngym.trainers.loop) that differs: one iteration k is
 
         episodes  = G episodes of each of ``rollout.groups`` task instances, sampled by the backend
         table     = TurnTable.from_episodes(episodes)
-        A         = compute_advantages(table, estimator, filter=StarPO-S if keep_fraction)
+        V         = critic.values(policy, table)        (bilevel_gae only: value_head.TurnCritic)
+        A         = compute_advantages(table, estimator, values=V, filter=StarPO-S if keep_fraction)
         K epochs of minibatch PPO-clip steps (update.policy_update) at lr_k (optim.lr_schedule)
+        critic.update(A)                                 (bilevel_gae only: value-loss steps towards A.returns)
 
 and the loop does the rest (weights -> backend and the logprob probe after every iteration, metrics,
 eval every ``eval.every``, checkpoints every ``checkpoint.every``, resume).
@@ -12,7 +14,8 @@ eval every ``eval.every``, checkpoints every ``checkpoint.every``, resume).
     trainer = OnPolicyTrainer(load_config(TrainConfig, "gn.yaml"))
     summary = trainer.run(resume=False)
 
-A checkpoint adds the optimizer and the minibatch generator to what the loop saves. Iteration k's tasks
+A checkpoint adds the optimizer and the minibatch generator to what the loop saves (and the critic's head and
+optimizer for bilevel_gae). Iteration k's tasks
 and sampling seeds depend only on (seed, k), so a resumed run replays what the killed run would have done.
 """
 
@@ -38,6 +41,7 @@ from turngym.trainers.policy import load_policy, save_model_dir
 from turngym.trainers.rollout import action_fsms, collect, make_rollout_agent, summarize, train_tasks
 from turngym.trainers.table import TurnTable
 from turngym.trainers.update import make_optimizer, policy_update, scheduled_lr, torch_threads
+from turngym.trainers.value_head import TurnCritic
 
 __all__ = ["OnPolicyTrainer", "iteration_seed", "load_policy"]
 
@@ -47,17 +51,17 @@ class OnPolicyTrainer:
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.estimator = estimator_config(cfg.algorithm)
-        if self.estimator.name in NEEDS_VALUES:
-            raise ConfigError(
-                f"algorithm {self.estimator.name!r} needs a turn critic, which the on-policy loop does not train: "
-                "use grpo, rloo, flow_grpo, mt_grpo or gigpo (bilevel_gae is available as a function)"
-            )
         self.cfg = cfg
         self.loop = TrainLoop(cfg, self)  # the run directory, the seeds, the device
         self.dir = self.loop.dir
         self.device = self.loop.device
         self.model = load_policy(cfg, self.device)
         self.optimizer = make_optimizer(self.model, cfg.optim)
+        #: the turn critic of the estimators that need values (bilevel_gae), trained here
+        self.critic = (
+            TurnCritic(self.model, self.estimator.critic, device=self.device, seed=cfg.seed)  # type: ignore[attr-defined]
+            if self.estimator.name in NEEDS_VALUES else None
+        )
         self.ref = frozen_reference(self.model) if cfg.loss.beta > 0 else None
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.filter = StarPOFilter(keep_fraction=cfg.keep_fraction) if cfg.keep_fraction else None
@@ -85,11 +89,21 @@ class OnPolicyTrainer:
         return (e.tokens for e in self._usable)
 
     def checkpoint_state(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state()}
+        state = {"optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state()}
+        if self.critic is not None:
+            state["critic"] = self.critic.state_dict()
+        return state
 
     def restore_state(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
+        if self.critic is not None:
+            if "critic" not in state:
+                raise ConfigError(
+                    f"the checkpoint holds no turn critic, which algorithm {self.estimator.name!r} needs: it was "
+                    "written by a run of another algorithm; resume with that run's config or start a new run_dir"
+                )
+            self.critic.load_state_dict(state["critic"])
 
     def write_files(self, directory: Path) -> None:
         pass
@@ -111,7 +125,15 @@ class OnPolicyTrainer:
         t1 = time.perf_counter()
         if rows:
             table = full if len(rows) == len(episodes) else full.select(rows)
-            adv = compute_advantages(table, self.estimator, filter=self.filter)
+            pad_id = int(getattr(backend.tokenizer, "pad_token_id", None) or 0)
+            values = None
+            if self.critic is not None:
+                with torch_threads(cfg.update_threads):
+                    values = self.critic.values(
+                        self.model, table, batch_size=cfg.optim.micro_batch_size or cfg.optim.minibatch_size,
+                        pad_id=pad_id, autocast=cfg.optim.autocast,
+                    )
+            adv = compute_advantages(table, self.estimator, values=values, filter=self.filter)
             states = allowed = None
             if self.fsms is not None:
                 vocab_size = int(self.model.get_input_embeddings().weight.shape[0])
@@ -122,9 +144,10 @@ class OnPolicyTrainer:
             with torch_threads(cfg.update_threads):
                 stats = policy_update(
                     self.model, self.optimizer, table, adv, optim=cfg.optim, loss=cfg.loss, device=self.device,
-                    ref_model=self.ref, fsm_states=states, allowed=allowed, generator=self.generator,
-                    pad_id=int(getattr(backend.tokenizer, "pad_token_id", None) or 0),
+                    ref_model=self.ref, fsm_states=states, allowed=allowed, generator=self.generator, pad_id=pad_id,
                 )
+                if self.critic is not None:
+                    record.update(self.critic.update(adv))
             record.update({f"update/{n}": v for n, v in stats.items()})
             record["adv_abs_mean"] = float(np.abs(adv.turn).mean()) if len(adv.turn) else 0.0
             record["kept_episodes"] = int(adv.keep.sum())

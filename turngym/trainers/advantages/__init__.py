@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from turngym.core.errors import did_you_mean
 from turngym.trainers.advantages.base import Advantages, EstimatorConfig, group_normalize, returns_to_go
-from turngym.trainers.advantages.bilevel_gae import BilevelGAEConfig, bilevel_gae
+from turngym.trainers.advantages.bilevel_gae import BilevelGAEConfig, TurnCriticConfig, bilevel_gae
 from turngym.trainers.advantages.filters import StarPOFilter, starpo_s_keep
 from turngym.trainers.advantages.flow_grpo import FlowGRPOConfig, flow_grpo
 from turngym.trainers.advantages.gigpo import GiGPOConfig, gigpo
@@ -40,6 +40,7 @@ __all__ = [
     "MTGRPOConfig",
     "RLOOConfig",
     "StarPOFilter",
+    "TurnCriticConfig",
     "bilevel_gae",
     "compute_advantages",
     "estimator_config",
@@ -61,7 +62,7 @@ ESTIMATORS: dict[str, tuple[Callable[..., Advantages], type[EstimatorConfig]]] =
     "gigpo": (gigpo, GiGPOConfig),
     "bilevel_gae": (bilevel_gae, BilevelGAEConfig),
 }
-#: estimators that need the critic's values
+#: estimators that need the critic's values (the on-policy loop trains a value_head.TurnCritic for them)
 NEEDS_VALUES = frozenset({"bilevel_gae"})
 
 EstimatorSpec = Annotated[

@@ -11,6 +11,11 @@ A critic V gives a value at every token; e_t is the last action token of turn t.
 
 The values come from ``turngym.trainers.value_head`` (collate, run the critic, ``uncollate`` to the flat
 stream). ``group_key`` is used only by filters: this estimator needs no groups.
+
+In ``turngym train`` the on-policy loop trains the critic (``value_head.TurnCritic``): a linear value head
+on the policy's last hidden states, V_k read at the position that predicts action token k (so the first
+action token of turn t carries V(s_t), the value of the turn's context), trained with its own optimizer
+on the targets ``returns`` after each policy update; ``critic:`` below holds its options.
 """
 
 from __future__ import annotations
@@ -18,10 +23,30 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from turngym.trainers.advantages.base import Advantages, EstimatorConfig
 from turngym.trainers.table import TurnTable
+
+
+class TurnCriticConfig(BaseModel):
+    """``algorithm: {name: bilevel_gae, critic: {...}}``: the turn critic that the training loop trains.
+
+    A linear value head on the policy's last hidden states, which are detached (the value loss never
+    reaches the policy's weights), with an AdamW optimizer of its own. The hidden states of an
+    iteration are computed once, before the policy update, and the head's steps reuse them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lr: float = Field(1e-2, gt=0, description="learning rate of the value head (its own AdamW)")
+    steps_per_iteration: int = Field(
+        16, ge=1, description="full-batch gradient steps of the value head per iteration, on the iteration's action tokens"
+    )
+    value_clip: float | None = Field(
+        None, gt=0, description="PPO's clipped value loss around the values the estimator used (None: plain MSE)"
+    )
+    grad_clip: float = Field(1.0, ge=0, description="max grad norm of the value head (0: no clipping)")
+    init_std: float = Field(1e-2, ge=0, description="std of the head's initial weights (its bias starts at 0)")
 
 
 class BilevelGAEConfig(EstimatorConfig):
@@ -32,6 +57,9 @@ class BilevelGAEConfig(EstimatorConfig):
     lam: float = Field(1.0, description="lambda of GAE, at both levels")
     gamma_turn: float = Field(0.95, description="turn-level discount")
     whiten: bool = Field(True, description="whiten the token advantages over all action tokens")
+    critic: TurnCriticConfig = Field(
+        default_factory=TurnCriticConfig, description="the turn critic trained by the loop (TurnCriticConfig)"
+    )
 
 
 def turn_level_gae(r: np.ndarray, v_end: np.ndarray, *, gamma_turn: float, lam: float) -> np.ndarray:
