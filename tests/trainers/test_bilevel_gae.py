@@ -4,7 +4,6 @@ uninterrupted run."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
