@@ -3,11 +3,14 @@ Parquet round trips."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from tests.trainers.builders import episode
+from turngym.core.types import Episode
 from turngym.trainers.table import TurnTable, collate_episodes, collate_turns, read_parquet, uncollate, write_parquet
 
 
@@ -159,3 +162,39 @@ async def test_table_of_real_rollouts():
         if name not in NEEDS_VALUES:
             adv = fn(table, cfg())
             assert adv.turn.shape == (table.num_turn_rows,) and np.all(np.isfinite(adv.turn)), name
+
+
+def _ended(eid: str, how: str, base: int) -> Episode:
+    """A 2-turn episode that ends ``terminated``, ``truncated`` (a time limit) or ``cut`` (an error: neither)."""
+    ep = episode(eid, "g", [0.0, 1.0], base=base, success=how == "terminated")
+    last = ep.turns[-1].model_copy(update={"terminated": how == "terminated", "truncated": how == "truncated"})
+    return ep.model_copy(update={"turns": [ep.turns[0], last], "truncated": how == "truncated",
+                                 "error": "boom" if how == "cut" else None, "run_id": "it1"})
+
+
+def test_the_table_read_from_the_episode_store_is_the_table_of_the_episodes(tmp_path):
+    """The run's storage is the episode store: its table equals the in-memory one, column by column,
+    terminated and truncated kept apart (a time limit is not a terminal state); Parquet exports keep them too."""
+    from turngym.benchmarks.store import EpisodeStore, read_episodes
+
+    episodes = [_ended("e0", "terminated", 0), _ended("e1", "truncated", 100), _ended("e2", "cut", 200)]
+    with EpisodeStore(path=tmp_path / "episodes.jsonl") as store:
+        store.extend(episodes)
+    want = TurnTable.from_episodes(episodes)
+    got = TurnTable.from_episodes(read_episodes(tmp_path / "episodes.jsonl"))
+    exported = read_parquet(write_parquet(got, tmp_path / "export.parquet"))
+    for table in (got, exported):
+        for f in dataclasses.fields(TurnTable):
+            a, b = getattr(want, f.name), getattr(table, f.name)
+            assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), f.name
+    assert got.terminated.tolist() == [False, True, False, False, False, False]
+    assert got.truncated.tolist() == [False, False, False, True, False, False]
+
+
+def test_a_parquet_shard_of_the_earlier_layout_reads_with_its_assumption(table, tmp_path):
+    """A shard written before the flags were kept: the last turn counts as terminal (what it assumed)."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(table.to_arrow().drop(["terminated", "truncated"]), tmp_path / "old.parquet")
+    old = read_parquet(tmp_path / "old.parquet")
+    assert old.terminated.tolist() == table.is_last_turn.tolist() and not old.truncated.any()

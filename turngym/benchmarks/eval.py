@@ -4,6 +4,10 @@
     plan = plan_run(cfg, Path("runs/x"))      # tasks, the ones already stored, skipped envs
     summary = asyncio.run(execute(plan))      # plays the rest; writes summary.json and report.html
 
+The one evaluator: ``play`` (tasks -> episodes, each appended to the run's episode store as it finishes)
+serves eval runs (``execute``) and a training run's held-out eval (turngym.trainers.rollout.evaluate);
+both summarise with turngym.benchmarks.summary and report with turngym.benchmarks.report.
+
 The run directory holds:
 
     config.yaml      the resolved EvalConfig (suite inline); a resume must match it
@@ -22,13 +26,14 @@ import base64
 import binascii
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from turngym.agents.base import Agent
 from turngym.agents.runner import EpisodeTask, group_tasks, run_episodes
 from turngym.benchmarks.store import EPISODES_FILE, EpisodeStore, read_episodes
 from turngym.benchmarks.suite import Suite, load_suite
@@ -164,6 +169,43 @@ def plan_run(cfg: EvalConfig, run_dir: str | Path) -> RunPlan:
     return RunPlan(cfg=cfg, run_dir=run_dir, tasks=tasks, env_of=env_of, order=names, skipped=skipped, done=done)
 
 
+async def play(
+    tasks: Sequence[EpisodeTask],
+    agent: Agent,
+    *,
+    store: EpisodeStore,
+    run_dir: Path,
+    run_id: str,
+    concurrency: int,
+    turn_timeout: float | None = None,
+    episode_timeout: float | None = None,
+    on_episode: Callable[[Episode], None] | None = None,
+) -> list[Episode]:
+    """Play ``tasks`` with ``agent`` (which stays open); each finished episode, its images written to files
+    under ``run_dir``, is appended to ``store`` as it finishes. The episodes, in task order."""
+    if not tasks:
+        return []
+
+    def record(ep: Episode) -> None:
+        ep = externalize_images(ep, run_dir)
+        store.append(ep)
+        stored[ep.episode_id] = ep
+        if on_episode is not None:
+            on_episode(ep)
+
+    stored: dict[str, Episode] = {}
+    await run_episodes(
+        tasks,
+        agent,
+        concurrency=concurrency,
+        turn_timeout=turn_timeout,
+        episode_timeout=episode_timeout,
+        run_id=run_id,
+        on_episode=record,
+    )
+    return [stored[t.episode_id] for t in tasks if t.episode_id in stored]
+
+
 async def execute(plan: RunPlan, *, on_episode: Callable[[Episode], None] | None = None) -> Summary:
     """Play the pending tasks of ``plan``, append each episode to the store, then write the summary
     and the report. ``on_episode`` sees each new episode (progress bars)."""
@@ -176,25 +218,11 @@ async def execute(plan: RunPlan, *, on_episode: Callable[[Episode], None] | None
     pending = plan.pending
     if pending:
         agent = make_agent(cfg.agent.spec, **cfg.agent.options)
-        run_id = run_dir.name
         with EpisodeStore(path=run_dir / EPISODES_FILE) as store:
-
-            def record(ep: Episode) -> None:
-                ep = externalize_images(ep, run_dir)
-                store.append(ep)
-                new.append(ep)
-                if on_episode is not None:
-                    on_episode(ep)
-
             try:
-                await run_episodes(
-                    pending,
-                    agent,
-                    concurrency=cfg.concurrency,
-                    turn_timeout=cfg.turn_timeout,
-                    episode_timeout=cfg.episode_timeout,
-                    run_id=run_id,
-                    on_episode=record,
+                new = await play(
+                    pending, agent, store=store, run_dir=run_dir, run_id=run_dir.name, concurrency=cfg.concurrency,
+                    turn_timeout=cfg.turn_timeout, episode_timeout=cfg.episode_timeout, on_episode=on_episode,
                 )
             finally:
                 await agent.aclose()
@@ -337,4 +365,5 @@ __all__ = [
     "externalize_images",
     "load_run",
     "plan_run",
+    "play",
 ]

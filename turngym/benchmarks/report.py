@@ -1,17 +1,34 @@
 """``report.html``: one self-contained page per run (plots as embedded PNGs, tables, sample transcripts,
-the final screenshot of one episode per env where the env shows images)."""
+the final screenshot of one episode per env where the env shows images).
+
+One writer for both kinds of run. An eval run (turngym.benchmarks.eval.execute) reports its summary and
+episodes. A training run adds the train section (``TrainSection``): the learning curve of train and
+held-out eval success from its metrics.jsonl (embedded, and as curve.png), the table of its evals, then
+its last eval reported as an eval run is; ``write_train_report(run_dir)`` gathers that from the run
+directory (the training loop calls it at each eval and at the end; ``turngym view`` where none exists).
+"""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
+import json
 import mimetypes
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from turngym.benchmarks.summary import EnvSummary, Summary
+from turngym.benchmarks.store import EPISODES_FILE, read_episodes
+from turngym.benchmarks.summary import EnvSummary, Summary, summarize
 from turngym.core.types import Episode, ImagePart, Message
+
+__all__ = ["CURVE_FILE", "REPORT_FILE", "TrainSection", "learning_curve", "success_plot", "write_report", "write_train_report"]
+
+REPORT_FILE = "report.html"
+#: the training run's learning curve, also embedded in its report
+CURVE_FILE = "curve.png"
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
@@ -23,25 +40,88 @@ img.plot{max-width:100%}img.shot{max-width:480px;border:1px solid #ccc}.muted{co
 """
 
 
+@dataclass
+class TrainSection:
+    """What a training run's report adds: its title, its metrics.jsonl records (kind ``train`` / ``eval``),
+    its config.yaml text."""
+
+    title: str
+    records: Sequence[Mapping[str, Any]] = field(default_factory=list)
+    config: str = ""
+
+
 def write_report(
     path: Path,
-    summary: Summary,
+    summary: Summary | None,
     episodes: Sequence[Episode],
     *,
-    env_of: Mapping[str, str],
+    env_of: Mapping[str, str] | None = None,
     run_dir: Path,
+    train: TrainSection | None = None,
 ) -> Path:
-    """Write the report of a run to ``path``; image paths in episodes are relative to ``run_dir``."""
+    """Write the report of a run to ``path``; image paths in episodes are relative to ``run_dir``. ``train``:
+    a training run's section (then ``summary`` and ``episodes`` are its last eval's, or None and none)."""
+    env_of = env_of or {}
+    parts = [""]
+    if train is not None:
+        title = train.title
+        parts += _train_section(train, run_dir)
+    elif summary is None:
+        raise ValueError("write_report: an eval run's report needs its summary (only a training run's may lack one)")
+    else:
+        title = f"turngym eval: {summary.suite} / {summary.agent}"
+    parts[0] = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title><style>{_CSS}</style></head>"
+        f"<body><h1>{_e(title)}</h1>"
+    )
+    if summary is not None:
+        parts += _eval_section(summary, episodes, env_of=env_of, run_dir=run_dir, heading=train is not None)
+    if train is not None and train.config:
+        parts.append(f"<h2>Config</h2><pre>{_e(train.config)}</pre>")
+    parts.append("</body></html>")
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+def write_train_report(
+    run_dir: str | Path, *, last_eval: tuple[Summary, Sequence[Episode]] | None = None
+) -> Path:
+    """A training run's report.html from its directory: metrics.jsonl, config.yaml and its last eval,
+    ``last_eval`` (summary, episodes) or else read from the episode store (run_id ``eval{k}``)."""
+    import yaml
+
+    run_dir = Path(run_dir)
+    records = _read_records(run_dir / "metrics.jsonl")
+    config_path = run_dir / "config.yaml"
+    config = config_path.read_text(encoding="utf-8") if config_path.is_file() else ""
+    cfg = (yaml.safe_load(config) if config else None) or {}
+    algorithm = (cfg.get("algorithm") or {}).get("name", "?") if isinstance(cfg.get("algorithm"), dict) else "?"
+    target = (cfg.get("env") or {}).get("id") if isinstance(cfg.get("env"), dict) else cfg.get("suite")
+    evals = [r for r in records if r.get("kind") == "eval"]
+    if last_eval is None and evals:
+        k = evals[-1].get("iteration", 0)
+        episodes = read_episodes(run_dir / EPISODES_FILE, run_ids=[f"eval{k}"])
+        if episodes:
+            last_eval = (summarize(episodes, agent=str((cfg.get("model") or {}).get("path", ""))), episodes)
+    summary, episodes = last_eval if last_eval is not None else (None, [])
+    section = TrainSection(title=f"turngym train: {algorithm} on {target or '?'}", records=records, config=config)
+    return write_report(run_dir / REPORT_FILE, summary, list(episodes), run_dir=run_dir, train=section)
+
+
+def _eval_section(
+    summary: Summary, episodes: Sequence[Episode], *, env_of: Mapping[str, str], run_dir: Path, heading: bool
+) -> list[str]:
     by_env: dict[str, list[Episode]] = {}
     for e in episodes:
         by_env.setdefault(env_of.get(e.group_id, e.env_id), []).append(e)
-    title = f"turngym eval: {summary.suite} / {summary.agent}"
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{_e(title)}</h1>",
+    parts = []
+    if heading:
+        which = f" (iteration {episodes[0].run_id.removeprefix('eval')})" if episodes else ""
+        parts.append(f"<h2>Last held-out eval{_e(which)}</h2>")
+    parts.append(
         f"<p class='muted'>{summary.overall.episodes} episodes; success rate with 95% Wilson interval. "
-        f"Wall-clock time {summary.elapsed:.1f} s.</p>",
-    ]
+        f"Wall-clock time {summary.elapsed:.1f} s.</p>"
+    )
     ran = [s for s in summary.envs.values() if s.skipped is None and s.episodes]
     if ran:
         parts.append(f"<img class='plot' alt='success per env' src='data:image/png;base64,{success_plot(ran)}'>")
@@ -53,9 +133,73 @@ def write_report(
         if shot is not None:
             parts.append(f"<p class='muted'>Final screenshot of {_e(shot[0])}:</p><img class='shot' src='{shot[1]}'>")
         parts.append(_transcript(_pick_example(eps)))
-    parts.append("</body></html>")
-    path.write_text("\n".join(parts))
-    return path
+    return parts
+
+
+def _train_section(train: TrainSection, run_dir: Path) -> list[str]:
+    steps = [r for r in train.records if r.get("kind") == "train"]
+    evals = [r for r in train.records if r.get("kind") == "eval"]
+    seen = steps[-1].get("episodes_seen", 0) if steps else 0
+    parts = [f"<p class='muted'>{len(steps)} iterations, {seen} training episodes, {len(evals)} held-out evals.</p>"]
+    if steps or evals:
+        png = learning_curve(train.records)
+        (run_dir / CURVE_FILE).write_bytes(png)
+        parts.append("<h2>Learning curve</h2>")
+        parts.append(f"<img class='plot' alt='learning curve' src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
+    if evals:
+        head = ["iteration", "episodes seen", "success", "mean return", "mean turns", "errors"]
+        rows = [f"<tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>"]
+        for r in evals:
+            cells = [str(r.get("iteration", "")), str(r.get("episodes_seen", "")), _pct(r.get("success")),
+                     _num(r.get("return")), _num(r.get("turns"), 2), str(int(r.get("errors", 0)))]
+            rows.append(f"<tr>{''.join(f'<td>{c}</td>' for c in cells)}</tr>")
+        parts.append("<h2>Held-out evals</h2><table>" + "".join(rows) + "</table>")
+    return parts
+
+
+def learning_curve(records: Sequence[Mapping[str, Any]], *, smooth: int = 10) -> bytes:
+    """A PNG: training success per iteration (and its moving mean over ``smooth``) and held-out eval success,
+    against environment episodes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [r for r in records if r.get("kind") == "train" and "success" in r]
+    evals = [r for r in records if r.get("kind") == "eval" and "success" in r]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    if train:
+        x = [r.get("episodes_seen", r.get("iteration", 0)) for r in train]
+        y = [r["success"] for r in train]
+        mean = [sum(y[max(0, i - smooth + 1) : i + 1]) / len(y[max(0, i - smooth + 1) : i + 1]) for i in range(len(y))]
+        ax.plot(x, y, color="tab:blue", alpha=0.25, lw=1, label="train (sampled, per iteration)")
+        ax.plot(x, mean, color="tab:blue", lw=2, label=f"train, mean of {smooth}")
+    if evals:
+        ax.plot([r.get("episodes_seen", 0) for r in evals], [r["success"] for r in evals], "o-", color="tab:red",
+                lw=2, label="held-out eval")
+    ax.set_xlabel("environment episodes")
+    ax.set_ylabel("success rate")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    if train or evals:
+        ax.legend(loc="lower right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill
+    return out
 
 
 def success_plot(rows: Sequence[EnvSummary]) -> str:

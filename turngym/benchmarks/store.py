@@ -119,10 +119,12 @@ def iteration_of(run_id: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def drop_after(path: str | Path, iteration: int) -> int:
-    """Remove the episodes of iterations after ``iteration`` (run_id ``it{k}`` / ``eval{k}``, k > iteration)
-    and a torn last line from a training run's store, atomically; returns how many were removed. What a
-    resumed run plays again is so stored once."""
+def drop_after(path: str | Path, iteration: int, *, evaluated: Iterable[int] | None = None) -> int:
+    """Remove the episodes of iterations after ``iteration`` (run_id ``it{k}`` / ``eval{k}``, k > iteration),
+    those of the evals not in ``evaluated`` (an eval killed before its record was logged) and a torn last
+    line from a training run's store, atomically; returns how many were removed. What a resumed run plays
+    again is so stored once."""
+    done_evals = None if evaluated is None else set(evaluated)
     p = Path(path)
     if not p.exists():
         return 0
@@ -130,8 +132,13 @@ def drop_after(path: str | Path, iteration: int) -> int:
     torn = lines.pop() != b""
     keep = []
     for line in lines:
-        m = _ITERATION_RUN_ID.fullmatch(_run_id(line))
-        if m is None or int(m.group(1)) <= iteration:
+        run_id = _run_id(line)
+        m = _ITERATION_RUN_ID.fullmatch(run_id)
+        if m is None:
+            keep.append(line)
+            continue
+        k = int(m.group(1))
+        if k <= iteration and (done_evals is None or not run_id.startswith(b"eval") or k in done_evals):
             keep.append(line)
     dropped = len(lines) - len(keep)
     if dropped or torn:

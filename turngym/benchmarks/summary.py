@@ -97,6 +97,22 @@ def summarize_env(name: str, episodes: Sequence[Episode]) -> EnvSummary:
     )
 
 
+def metrics(s: EnvSummary) -> dict[str, float]:
+    """The headline figures of a summary as plain floats, for a metrics log (a training run's train and eval
+    records): success rate, mean return, mean turns, failed episodes (0.0 where no episode ran)."""
+    return {
+        "success": s.success_rate or 0.0,
+        "return": s.mean_return or 0.0,
+        "turns": s.mean_turns or 0.0,
+        "errors": float(s.errors),
+    }
+
+
+def episode_metrics(episodes: Sequence[Episode]) -> dict[str, float]:
+    """``metrics`` of all ``episodes`` together."""
+    return metrics(summarize_env("overall", episodes))
+
+
 def summarize(
     episodes: Iterable[Episode],
     *,

@@ -7,11 +7,14 @@
                eval run); on resume compare config.yaml with the new config (see below), load the newest
                complete checkpoint; write config.yaml; ``algorithm.start(loop, fresh=...)``
     sync       a resumed run pushes the checkpoint's weights into the fresh engine (and probes)
-    eval       on the held-out seeds before the first iteration, every ``eval.every``, at the end
+    eval       on the held-out seeds before the first iteration, every ``eval.every``, at the end, through the
+               benchmarks evaluator; its episodes go to the run's episode store (run_id ``eval{k}``) and
+               report.html is rewritten (turngym.benchmarks.report: learning curve, last eval, transcripts)
     for k:     it = algorithm.step(k)          the part that differs: episodes -> updates, one Iteration
                weights -> engine + logprob probe when ``it.sync`` (stale weights stop the run)
                metrics -> RunDir.log (JSONL + TensorBoard); one rich progress display
                checkpoint every ``checkpoint.every`` iterations and at the end
+    end        report.html once more (also where no eval ran)
 
 A checkpoint (``checkpoints/iter-N/``) holds ``model/``, a plain Hugging Face model directory (LoRA merged,
 tokenizer and chat template: ``hf:DIR``, ``vllm:DIR`` and ``vllm serve DIR`` load it as it is; ``turngym
@@ -236,6 +239,7 @@ class TrainLoop:
         self._backend = backend
         self._stale = False  # the engine serves older weights than the trainer holds
         self._tokenizer: Any = None
+        self._last_eval: Any = None  # the last EvalResult of this process (the report's), else read from the store
 
     @property
     def backend(self) -> Any:
@@ -264,6 +268,7 @@ class TrainLoop:
             self.progress = ProgressDisplay(enabled=progress)
             with self.progress:
                 await self._loop()
+            self.report()
         finally:
             await self.aclose()
         return self.summary()
@@ -334,14 +339,25 @@ class TrainLoop:
         return diff
 
     async def evaluate(self) -> dict[str, float]:
-        """The policy on the held-out seeds through the engine (synced first); logged as kind ``eval``."""
+        """The policy on the held-out seeds through the engine (synced first), by the benchmarks evaluator: the
+        episodes stored (run_id ``eval{k}``), the metrics logged as kind ``eval``, the report rewritten."""
         if self._stale:
             await self.sync()
         t0 = time.perf_counter()
-        metrics = await evaluate(self.cfg, self.backend)
-        self.dir.log({"kind": "eval", "iteration": self.iteration, "episodes_seen": self.episodes_seen, **metrics,
-                      "time_eval": time.perf_counter() - t0})
-        return metrics
+        result = await evaluate(self.cfg, self.backend, store=self.dir.store, run_dir=self.dir.path,
+                                run_id=f"eval{self.iteration}")
+        self.dir.log({"kind": "eval", "iteration": self.iteration, "episodes_seen": self.episodes_seen,
+                      **result.metrics, "time_eval": time.perf_counter() - t0})
+        self._last_eval = result
+        self.report()
+        return result.metrics
+
+    def report(self) -> Path:
+        """report.html (turngym.benchmarks.report): the learning curve, the last eval's table and transcripts."""
+        from turngym.benchmarks.report import write_train_report
+
+        last = self._last_eval
+        return write_train_report(self.dir.path, last_eval=(last.summary, last.episodes) if last is not None else None)
 
     # -- checkpoints -------------------------------------------------------------------------------
     def save(self) -> Path:

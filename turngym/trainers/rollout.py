@@ -4,7 +4,7 @@ episodes, the weight sync with its logprob probe, and the held-out eval.
     backend = make_backend(cfg)
     episodes = await collect(train_tasks(cfg, iteration), make_rollout_agent(cfg, backend, seed=s), cfg)
     diff = await sync_weights(backend, model, probe_ids, tolerance=cfg.probe_tolerance)
-    metrics = await evaluate(cfg, backend)
+    result = await evaluate(cfg, backend, store=store, run_dir=run_dir, run_id="eval12")   # the benchmarks evaluator
 
 Training seeds come from a generator seeded with (run seed, iteration), so the tasks of iteration k
 are the same in an uninterrupted and in a resumed run; eval seeds are held out (see config.py).
@@ -13,7 +13,9 @@ are the same in an uninterrupted and in a resumed run; eval seeds are held out (
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,7 +28,12 @@ from turngym.core.types import Episode
 from turngym.trainers.config import EnvSpec, TrainConfig
 from turngym.trainers.losses import token_logprobs
 
+if TYPE_CHECKING:
+    from turngym.benchmarks.store import EpisodeStore
+    from turngym.benchmarks.summary import Summary
+
 __all__ = [
+    "EvalResult",
     "StaleWeightsError",
     "action_fsms",
     "collect",
@@ -116,21 +123,40 @@ async def collect(tasks: Sequence[EpisodeTask], agent: LLMAgent, cfg: TrainConfi
 
 
 def summarize(episodes: Sequence[Episode]) -> dict[str, float]:
-    """Success rate, mean return, mean turns and the number of failed episodes."""
-    n = max(len(episodes), 1)
-    return {
-        "success": sum(bool(e.success) for e in episodes) / n,
-        "return": sum(sum(t.reward for t in e.turns) for e in episodes) / n,
-        "turns": sum(len(e.turns) for e in episodes) / n,
-        "errors": float(sum(e.error is not None for e in episodes)),
-    }
+    """Success rate, mean return, mean turns and the number of failed episodes (turngym.benchmarks.summary's
+    figures, computed there once)."""
+    from turngym.benchmarks.summary import episode_metrics
+
+    return episode_metrics(episodes)
 
 
-async def evaluate(cfg: TrainConfig, backend: Backend) -> dict[str, float]:
-    """The current policy on the held-out seeds (temperature ``eval.temperature``)."""
+@dataclass
+class EvalResult:
+    """A held-out eval: its metrics (``summarize``'s keys), the benchmarks summary (per env) and the episodes."""
+
+    metrics: dict[str, float]
+    summary: Summary
+    episodes: list[Episode]
+
+
+async def evaluate(
+    cfg: TrainConfig, backend: Backend, *, store: EpisodeStore, run_dir: str | Path, run_id: str = "eval"
+) -> EvalResult:
+    """The current policy on the held-out seeds (temperature ``eval.temperature``), through the benchmarks
+    evaluator (turngym.benchmarks.eval.play): each episode appended to ``store`` under ``run_id`` as it
+    finishes, summarised by turngym.benchmarks.summary."""
+    from turngym.benchmarks.eval import play
+    from turngym.benchmarks.summary import metrics, summarize as summarize_run
+
     agent = make_rollout_agent(cfg, backend, seed=cfg.seed, temperature=cfg.eval.temperature)
-    episodes = await collect(eval_tasks(cfg), agent, cfg, run_id="eval")
-    return summarize(episodes)
+    episodes = await play(
+        eval_tasks(cfg), agent, store=store, run_dir=Path(run_dir), run_id=run_id,
+        concurrency=cfg.rollout.concurrency or len(eval_tasks(cfg)),
+        turn_timeout=cfg.rollout.turn_timeout, episode_timeout=cfg.rollout.episode_timeout,
+    )
+    names = [spec.id for spec in env_specs(cfg)]
+    summary = summarize_run(episodes, order=names, agent=cfg.model.path, suite=cfg.suite or "")
+    return EvalResult(metrics=metrics(summary.overall), summary=summary, episodes=episodes)
 
 
 def action_fsms(cfg: TrainConfig, backend: Backend) -> dict[str, TokenFSM]:

@@ -110,12 +110,17 @@ class RunDir:
         return out
 
     # -- episodes --------------------------------------------------------------------------------
-    def append_episodes(self, episodes: Sequence[Episode]) -> int:
-        """Append an iteration's (or an eval's) episodes to the run's store: one write, one fsync. Their
-        run_id names the iteration (``it{k}``, ``eval{k}``), so a resume can drop what it plays again."""
+    @property
+    def store(self) -> EpisodeStore:
+        """The run's episode store (opened for append on first use)."""
         if self._store is None:
             self._store = EpisodeStore(path=self.episodes_path)
-        return self._store.extend(episodes)
+        return self._store
+
+    def append_episodes(self, episodes: Sequence[Episode]) -> int:
+        """Append an iteration's episodes to the run's store: one write, one fsync. Their run_id names the
+        iteration (``it{k}``; a held-out eval's ``eval{k}``), so a resume can drop what it plays again."""
+        return self.store.extend(episodes)
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save_checkpoint(self, iteration: int, write: Any, *, keep: int = 2) -> Path:
@@ -165,7 +170,9 @@ class RunDir:
         if self._store is not None:
             self._store.close()
             self._store = None
-        drop_after(self.episodes_path, done)
+        # and the episodes of those iterations, and of an eval whose record is missing (killed mid-eval)
+        evaluated = {int(r.get("iteration", 0)) for r in self.read_metrics("eval")}
+        drop_after(self.episodes_path, done, evaluated=evaluated)
         return ckpt, done
 
     def close(self) -> None:
