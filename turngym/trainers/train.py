@@ -75,8 +75,12 @@ def check_inputs(cfg: TrainConfig) -> None:
         if algorithm.mode == "offline" and not Path(algorithm.dataset or "").expanduser().exists():
             raise ConfigError(
                 f"algorithm.dataset={algorithm.dataset!r} does not exist: give the saved episodes to train on "
-                "(a run's episodes directory, a turn-table parquet file or an eval run's episodes.jsonl)"
+                "(a training or an eval run directory, or its episodes.jsonl)"
             )
+        if algorithm.mode == "offline":
+            from turngym.trainers.archer.offline import offline_store
+
+            offline_store(Path(algorithm.dataset or "").expanduser())  # ConfigError where it holds no episode store
 
 
 def _check_dir(key: str, value: str, what: str) -> None:

@@ -68,8 +68,8 @@ class ArcherConfig(BaseModel):
     )
     dataset: str | None = Field(
         None,
-        description="offline: the saved episodes to train on: a turn-table parquet file or directory "
-        "(runs/NAME/episodes) or an episode store JSONL (an eval run's episodes.jsonl)",
+        description="offline: the saved episodes to train on: a run's episode store, a training or an eval run "
+        "directory (runs/NAME) or its episodes.jsonl",
     )
     gamma: float = Field(0.95, ge=0.0, le=1.0, description="discount per turn")
     tau: float = Field(0.1, gt=0.0, le=1.0, description="Polyak rate of the target critic, after every critic step")
@@ -90,8 +90,8 @@ class ArcherConfig(BaseModel):
     def _offline_needs_dataset(self) -> ArcherConfig:
         if self.mode == "offline" and not self.dataset:
             raise ValueError(
-                "mode='offline' trains on saved episodes but dataset is not set: give algorithm.dataset a turn-table "
-                "parquet file or directory, or an episode store JSONL"
+                "mode='offline' trains on saved episodes but dataset is not set: give algorithm.dataset a run "
+                "directory (training or eval: runs/NAME) or its episodes.jsonl"
             )
         return self
 
