@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import torch
 
+from turngym.benchmarks.store import read_episodes
 from turngym.trainers.archer.trainer import ArcherTrainer, load_offline_episodes
 from turngym.trainers.config import TrainConfig
-from turngym.benchmarks.store import read_episodes
 from turngym.trainers.table import TurnTable
 
 ENV = {"id": "turngym/GuessNumber-v0", "kwargs": {"low": 1, "high": 16}, "max_turns": 6}
