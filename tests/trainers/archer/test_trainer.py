@@ -3,6 +3,7 @@ the weight sync and its probe (a sabotaged sync must stop the run), checkpoint +
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,9 @@ def test_online_iteration_trains_critic_and_actor_and_syncs(tmp_path, gn_model):
     assert [e["iteration"] for e in evals] == [0, 1]
     ckpt = trainer.run_dir.latest()
     assert ckpt is not None and (ckpt / "replay.jsonl").is_file() and (ckpt / "trainer.pt").is_file()
+    # the buffer's checkpoint refers to the run's episode store: no episode format of its own
+    header = json.loads((ckpt / "replay.jsonl").read_text().splitlines()[0])
+    assert header["episodes"] == "../../episodes.jsonl" and not (ckpt / "replay.episodes.jsonl").exists()
     assert (ckpt / "model" / "config.json").is_file() and (ckpt / "model" / "chat_template.jinja").is_file()  # the loop's model/
 
 
