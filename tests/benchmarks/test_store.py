@@ -36,3 +36,19 @@ def test_drop_after_keeps_what_a_checkpoint_covers(tmp_path):
     assert [e.run_id for e in read_episodes(path)] == ["eval0", "it1", "it2"]
     assert path.read_bytes().endswith(b"\n") and not list(tmp_path.glob("*.tmp"))
     assert drop_after(path, 2) == 0
+
+
+def test_a_line_leaves_out_defaults_and_reads_back_equal(tmp_path):
+    from turngym.core.types import Message
+
+    ep = Episode(
+        run_id="it1", episode_id="g0/0", env_id="test/E-v0", prompt=[Message(role="user", content="hi")],
+        turns=[Turn(index=0, action="[3]", observation=[Message(role="user", content="lower")], reward=0.0)],
+        tokens=[1, 2, 3], mask=[0, 1, 1], logprobs=[0.0, -0.5, -1.25], trainable=True,
+    )
+    path = tmp_path / "episodes.jsonl"
+    with EpisodeStore(path=path) as store:
+        store.append(ep)
+    line = path.read_text()
+    assert "null" not in line and '"info"' not in line and '"truncated"' not in line
+    assert read_episodes(path) == [ep]

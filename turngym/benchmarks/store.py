@@ -4,6 +4,9 @@ The one episode format of turngym: eval runs, training runs (every iteration's e
 trainer's held-out eval episodes) and the ArCHer replay buffer's checkpoints all keep full ``Episode``
 records here; the turn table is read from it (``TurnTable.from_episodes(read_episodes(path))``).
 
+A line leaves out the fields at their defaults (``None``s, empty lists, ``False``: a third of a
+training episode's bytes); reading fills them in, so a record reads back equal.
+
 Each line is written, flushed and fsynced as its episode finishes (``append``), or a batch of lines
 with one fsync (``extend``), so a run killed at any moment (``kill -9`` included) loses at most the
 episodes in flight. A line torn by a kill mid-write has no final newline: reading ignores it and
@@ -51,7 +54,7 @@ class EpisodeStore:
 
     def extend(self, episodes: Iterable[Episode]) -> int:
         """Append ``episodes`` (one write, one fsync); returns how many."""
-        data = b"".join(e.model_dump_json(fallback=_jsonable).encode() + b"\n" for e in episodes)
+        data = b"".join(e.model_dump_json(fallback=_jsonable, exclude_defaults=True).encode() + b"\n" for e in episodes)
         if not data:
             return 0
         f = self._file if self._file is not None else self._open()
