@@ -12,13 +12,12 @@ import pytest
 import torch
 import yaml
 
+from tests.trainers.conftest import LORA
 from tests.trainers.test_onpolicy import config
 from turngym.core.errors import ConfigError
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.loop import SAFE_TO_CHANGE, check_resumable
 from turngym.trainers.onpolicy import OnPolicyTrainer
-from turngym.trainers.rollout import trainer_logprobs
-from turngym.benchmarks.store import read_episodes
 
 #: the hf backend's logprobs on the exported model vs the trainer's on its own model, float32 on CPU: the
 #: same weights (LoRA merged: W + BA computed once) through the same forward
@@ -38,42 +37,27 @@ def _engine_logprobs(model_dir: Path, ids: list[int]) -> list[float]:
     return asyncio.run(go())
 
 
-def _recorded_tokens(run: Path, iteration: int) -> list[int]:
-    episodes = read_episodes(run / "episodes.jsonl", run_ids=[f"it{iteration}"])
-    return [int(t) for t in episodes[0].tokens]
-
-
 def _max_diff(a: list[float], b: list[float]) -> float:
     assert len(a) == len(b) and a
     return max(abs(x - y) for x, y in zip(a, b, strict=True))
 
 
-def test_every_checkpoint_holds_a_model_that_hf_loads_with_the_trainers_logprobs(tmp_path, gn_model):
-    cfg = TrainConfig(**config(tmp_path, gn_model, algorithm="grpo", **{"eval.every": 0, "checkpoint.keep": 3}))
-    trainer = OnPolicyTrainer(cfg)
-    trainer.run(progress=False)
-    run = Path(cfg.run_dir)
+def test_every_checkpoint_holds_a_model_that_hf_loads_with_the_trainers_logprobs(grpo_run, gn_model):
+    run, ids = grpo_run.run_dir, grpo_run.ids
     for k in (1, 2):
         model_dir = run / "checkpoints" / f"iter-{k:06d}" / "model"
         names = {p.name for p in model_dir.iterdir()}
         assert {"config.json", "model.safetensors", "chat_template.jinja", "turngym_tiny.json"} <= names, names
-    final = run / "checkpoints" / "iter-000002" / "model"
-    ids = _recorded_tokens(run, 2)
-    diff = _max_diff(_engine_logprobs(final, ids), trainer_logprobs(trainer.model, ids))
+    diff = _max_diff(_engine_logprobs(grpo_run.final, ids), grpo_run.logprobs)
     assert diff <= LOGPROB_TOL, diff
     # and it is the trained model, not the base one
-    assert _max_diff(_engine_logprobs(gn_model, ids), trainer_logprobs(trainer.model, ids)) > 1e-4
+    assert _max_diff(_engine_logprobs(gn_model, ids), grpo_run.logprobs) > 1e-4
 
 
-def test_a_lora_runs_model_is_merged_differs_from_the_base_and_resumes_exactly(tmp_path, gn_model):
+def test_a_lora_runs_model_is_merged_differs_from_the_base_and_resumes_exactly(tmp_path, gn_model, lora_run):
     """LoRA: the checkpoint's model/ is the merged model (hf loads it, logprobs = the trainer's, weights differ
     from the base); a run of 1 iteration resumed with iterations=2 (a safe change) equals a 2-iteration run."""
-    lora = {"model.lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
-            "optim.lr": 0.05, "eval.every": 0, "rollout.groups": 6}
-    whole = TrainConfig(**config(tmp_path / "a", gn_model, iterations=2, **lora))
-    trainer = OnPolicyTrainer(whole)
-    trainer.run(progress=False)
-    final = Path(whole.run_dir) / "checkpoints" / "iter-000002" / "model"
+    trainer, final = lora_run.trainer, lora_run.final
     assert not any("adapter" in p.name or "lora" in p.name for p in final.iterdir())
     from safetensors.torch import load_file
 
@@ -81,10 +65,9 @@ def test_a_lora_runs_model_is_merged_differs_from_the_base_and_resumes_exactly(t
     assert base.keys() == merged.keys()
     changed = {k for k in base if not torch.equal(base[k], merged[k])}
     assert changed and all("q_proj" in k or "v_proj" in k for k in changed), changed
-    ids = _recorded_tokens(Path(whole.run_dir), 2)
-    assert _max_diff(_engine_logprobs(final, ids), trainer_logprobs(trainer.model, ids)) <= LOGPROB_TOL
+    assert _max_diff(_engine_logprobs(final, lora_run.ids), lora_run.logprobs) <= LOGPROB_TOL
 
-    cut = config(tmp_path / "b", gn_model, iterations=1, **lora)
+    cut = config(tmp_path / "b", gn_model, iterations=1, **LORA)
     OnPolicyTrainer(TrainConfig(**cut)).run(progress=False)
     resumed = OnPolicyTrainer(TrainConfig(**{**cut, "iterations": 2}))
     resumed.run(resume=True, progress=False)
@@ -93,7 +76,7 @@ def test_a_lora_runs_model_is_merged_differs_from_the_base_and_resumes_exactly(t
         lines = (Path(run) / "metrics.jsonl").read_text().splitlines()
         return [{k: v for k, v in json.loads(x).items() if not k.startswith("time_")} for x in lines]
 
-    a, b = train_records(whole.run_dir), train_records(cut["run_dir"])
+    a, b = train_records(lora_run.run_dir), train_records(cut["run_dir"])
     assert [r["iteration"] for r in b] == [1, 2]
     for ra, rb in zip(a, b, strict=True):
         assert ra.keys() == rb.keys()

