@@ -38,7 +38,7 @@ from turngym.agents.runner import EpisodeTask, group_tasks, run_episodes
 from turngym.benchmarks.store import EPISODES_FILE, EpisodeStore, read_episodes
 from turngym.benchmarks.suite import Suite, load_suite
 from turngym.benchmarks.summary import Summary, summarize
-from turngym.core.config import apply_overrides, dump_config, read_yaml, validate_config
+from turngym.core.config import apply_overrides, config_diff, dump_config, read_yaml, validate_config
 from turngym.core.errors import ConfigError
 from turngym.core.registry import env_info
 from turngym.core.types import Episode, ImagePart, Message
@@ -324,7 +324,7 @@ def _claim_run_dir(cfg: EvalConfig, run_dir: Path) -> None:
         current = cfg.model_dump(mode="json")
         diffs = [
             f"{k}: stored {a!r}, now {b!r}"
-            for k, a, b in _diff(stored, current)
+            for k, a, b in config_diff(stored, current)
             if k.split(".")[0] not in RESUMABLE_CHANGES
         ]
         if diffs:
@@ -339,15 +339,6 @@ def _claim_run_dir(cfg: EvalConfig, run_dir: Path) -> None:
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(dump_config(cfg))
-
-
-def _diff(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in list(a) + [k for k in b if k not in a]:
-            out += _diff(a.get(k), b.get(k), f"{prefix}{k}.")
-        return out
-    return [] if a == b else [(prefix.rstrip("."), a, b)]
 
 
 def _in_task_order(plan: RunPlan, episodes: list[Episode]) -> list[Episode]:

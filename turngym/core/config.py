@@ -25,7 +25,7 @@ from turngym.core.errors import ConfigError, did_you_mean
 
 M = TypeVar("M", bound=BaseModel)
 
-__all__ = ["apply_overrides", "dump_config", "load_config", "parse_override", "read_yaml", "validate_config"]
+__all__ = ["apply_overrides", "config_diff", "dump_config", "load_config", "parse_override", "read_yaml", "validate_config"]
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -171,6 +171,17 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 def dump_config(cfg: BaseModel) -> str:
     """The resolved config as YAML (JSON-mode values, keys in declaration order)."""
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def config_diff(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """The leaves where two configs (nested dicts) differ: ``[(dotted key, a's value, b's value)]``; a key
+    present on one side only counts, with None on the other."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in list(a) + [k for k in b if k not in a]:
+            out += config_diff(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [(prefix.rstrip("."), a, b)]
 
 
 def _deep_merge(a: dict[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:

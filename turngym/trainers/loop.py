@@ -52,7 +52,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from turngym.core.config import dump_config
+from turngym.core.config import config_diff, dump_config
 from turngym.core.errors import ConfigError
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.policy import MODEL_DIR, is_lora, quiet_hf, save_model_dir
@@ -151,8 +151,6 @@ def refuse_eval_run(path: Path) -> None:
 def check_resumable(path: Path, cfg: TrainConfig) -> None:
     """ConfigError naming every key of ``cfg`` that differs from the run's config.yaml, outside SAFE_TO_CHANGE."""
     import yaml
-
-    from turngym.benchmarks.eval import _diff as config_diff  # the diff eval's resume check uses
 
     stored_path = path / "config.yaml"
     if not stored_path.is_file():
