@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from turngym.agents.hf.backend import quiet_hf
 from turngym.core.errors import ConfigError
 
 __all__ = ["MODEL_DIR", "export_model", "is_lora", "load_policy", "quiet_hf", "save_model_dir"]
@@ -28,20 +27,6 @@ __all__ = ["MODEL_DIR", "export_model", "is_lora", "load_policy", "quiet_hf", "s
 MODEL_DIR = "model"
 #: files of the base model directory copied next to the weights (the tokenizer is re-saved)
 _EXTRA_FILES = ("chat_template.jinja", "turngym_tiny.json")
-
-
-@contextmanager
-def quiet_hf() -> Iterator[None]:
-    """transformers' own progress bars off (its "Writing model shards" would cut through the run's display)."""
-    from transformers.utils import logging
-
-    was = logging.is_progress_bar_enabled()
-    logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was:
-            logging.enable_progress_bar()
 
 
 def is_lora(model: torch.nn.Module) -> bool:
@@ -57,7 +42,8 @@ def load_policy(cfg: Any, device: torch.device) -> Any:
             f"model.path {cfg.model.path!r} is not a directory: pass a local Hugging Face model "
             "(build a tiny one with `turngym models tiny --out DIR`)"
         )
-    model = AutoModelForCausalLM.from_pretrained(cfg.model.path, dtype=torch.float32).to(device)
+    with quiet_hf():
+        model = AutoModelForCausalLM.from_pretrained(cfg.model.path, dtype=torch.float32).to(device)
     if cfg.model.lora is not None:
         from peft import LoraConfig, get_peft_model
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from turngym.agents.llm import Backend, Generation
 from turngym.agents.sampling import SamplingConfig, TokenFSM, vocabulary
 from turngym.core.errors import ConfigError
 
-__all__ = ["HFBackend"]
+__all__ = ["HFBackend", "quiet_hf"]
 
 
 @dataclass
@@ -82,7 +82,8 @@ class HFBackend(Backend):
         self.model_path = model
         self.device = torch.device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(model)
-        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype)).to(self.device).eval()
+        with quiet_hf():
+            self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype)).to(self.device).eval()
         gen = self.model.generation_config
         eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
         self.eos_ids: list[int] = [eos] if isinstance(eos, int) else list(eos or [])
@@ -349,6 +350,20 @@ class HFBackend(Backend):
         with self._lock:
             if self._prefixes is not None:
                 self._prefixes.clear()
+
+@contextlib.contextmanager
+def quiet_hf() -> Iterator[None]:
+    """transformers' own progress bars off ("Loading weights", "Writing model shards": they would cut through
+    the run's progress display and fill logs)."""
+    from transformers.utils import logging
+
+    was = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            logging.enable_progress_bar()
 
 
 def _hit_stop(tokenizer: Any, r: _Request) -> bool:
