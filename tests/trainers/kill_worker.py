@@ -1,9 +1,10 @@
 """A `turngym train` that kills itself (SIGKILL, as kill -9) in the middle of iteration K's rollout or update.
 
-    python tests/trainers/kill_worker.py CONFIG.yaml rollout|update K
+    python tests/trainers/kill_worker.py CONFIG.yaml rollout|update K [KEY=VALUE ...]
 
 rollout: once the first reply of iteration K is sampled (the episodes in flight); update: right after the
-first optimizer step of iteration K (the weights in memory changed, nothing of it written)."""
+first optimizer step of iteration K (the weights in memory changed, nothing of it written; ArCHer: its first
+critic step). KEY=VALUE: the config overrides, as `turngym train --set` takes them."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def main(config: str, where: str, k: int) -> None:
-    trainer = make_trainer(train_config(config))
+def main(config: str, where: str, k: int, overrides: list[str]) -> None:
+    trainer = make_trainer(train_config(config, overrides))
     if where == "rollout":
         real = onpolicy.collect
 
@@ -41,7 +42,8 @@ def main(config: str, where: str, k: int) -> None:
 
         onpolicy.collect = collect
     else:
-        step = trainer.optimizer.step
+        optimizer = trainer.critic_opt if trainer.cfg.algorithm_name == "archer" else trainer.optimizer
+        step = optimizer.step
 
         def first_step(*args, **kwargs):
             out = step(*args, **kwargs)
@@ -49,9 +51,9 @@ def main(config: str, where: str, k: int) -> None:
                 die()
             return out
 
-        trainer.optimizer.step = first_step
+        optimizer.step = first_step
     trainer.run(progress=False)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:])
