@@ -93,12 +93,13 @@ def train_config(env: str, algo: str, seed: int) -> Any:
         return TrainConfig(
             **common,
             algorithm={
-                "name": "archer",
-                "trajectories_per_iteration": n, "warmup_iterations": ar["warmup_iterations"],
+                "name": "archer", "warmup_iterations": ar["warmup_iterations"],
                 "batch_size": ar["batch_size"], "micro_batch_size": ar["micro_batch_size"],
                 "critic": {"steps_per_iteration": ar["critic_steps"], "lr": s["lr"], "max_length": 256},
-                "actor": {"steps_per_iteration": ar["actor_steps"], "lr": s["lr"], "max_new_tokens": s["max_new_tokens"]},
+                "actor": {"steps_per_iteration": ar["actor_steps"], "max_new_tokens": s["max_new_tokens"]},
             },
+            optim={"lr": s["lr"]},  # the actor's
+            rollout={"groups": n, "group_size": 1},  # n task instances, one episode each
         )
     # G episodes per task instance, n / G instances: the same n episodes per iteration
     g = s["group_size"]

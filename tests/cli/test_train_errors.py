@@ -85,6 +85,13 @@ def test_the_old_archer_section_says_where_its_options_went(tmp_path):
     assert_user_error(train(tmp_path, cfg), "archer:", "algorithm: {name: archer")
 
 
+def test_an_on_policy_optim_key_with_archer_points_at_archers_own_options(tmp_path):
+    cfg = {**good_config(tmp_path), "algorithm": "archer"}
+    r = train(tmp_path, cfg, "optim.epochs=3")
+    assert_user_error(r, "optim.epochs=3", "means nothing to algorithm archer", "algorithm", "batch_size",
+                      "critic.steps_per_iteration")
+
+
 def test_train_help_lists_every_algorithm():
     from turngym.trainers.config import ALGORITHMS
 

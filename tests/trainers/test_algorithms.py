@@ -32,7 +32,7 @@ SMALL = ["iterations=2", "rollout.groups=2", "rollout.group_size=4", "eval.every
 #: the algorithms' own options, cut down the same way
 TINY = {
     "bilevel_gae": ["algorithm.critic.steps_per_iteration=2"],
-    "archer": ["algorithm.trajectories_per_iteration=4", "algorithm.warmup_iterations=0", "algorithm.batch_size=4",
+    "archer": ["algorithm.warmup_iterations=0", "algorithm.batch_size=4",
                "algorithm.micro_batch_size=4", "algorithm.critic.steps_per_iteration=2",
                "algorithm.actor.steps_per_iteration=1"],
 }

@@ -42,7 +42,7 @@ def test_a_name_or_a_mapping_gives_the_typed_config(tmp_path):
     assert isinstance(cfg.algorithm, GiGPOConfig) and cfg.algorithm.omega == 0.5
     cfg = TrainConfig(**base(tmp_path, algorithm={"name": "archer", "warmup_iterations": 0, "critic": {"lr": 1e-3}}))
     assert isinstance(cfg.algorithm, ArcherConfig) and cfg.algorithm.critic.lr == 1e-3
-    assert cfg.algorithm.critic.steps_per_iteration == 50  # the rest keeps its defaults
+    assert cfg.algorithm.critic.steps_per_iteration == 10  # the rest keeps its defaults
 
 
 def test_the_dump_holds_the_name_and_the_options_set_and_reads_back(tmp_path):
@@ -82,6 +82,22 @@ def test_algorithm_mistakes_are_one_named_config_error(tmp_path, algorithm, expe
 def test_the_archer_section_is_gone_with_a_pointer(tmp_path):
     with pytest.raises(ConfigError, match=r"archer: section is gone.*algorithm: \{name: archer"):
         validate_config(TrainConfig, base(tmp_path, algorithm="archer", archer={"warmup_iterations": 0}))
+
+
+@pytest.mark.parametrize(
+    "optim", [{"epochs": 2}, {"minibatch_size": 4}, {"micro_batch_size": 2}, {"recompute_old_logprobs": True},
+              {"skip_zero_advantage": False}],
+)
+def test_archer_refuses_the_on_policy_updates_optim_keys(tmp_path, optim):
+    (key, value), = optim.items()
+    expected = rf"optim\.{key}={value!r} means nothing to algorithm archer.*batch_size"
+    with pytest.raises(ConfigError, match=expected) as e:
+        validate_config(TrainConfig, base(tmp_path, algorithm="archer", optim=optim))
+    assert "\n" not in str(e.value)
+    TrainConfig(**base(tmp_path, algorithm="grpo", optim=optim))  # the on-policy update reads it
+    # the actor's optimizer settings, and the refused keys at their defaults, are fine
+    TrainConfig(**base(tmp_path, algorithm="archer", optim={"lr": 1e-4, "lr_schedule": "wsd", "betas": (0.9, 0.99),
+                                                             "weight_decay": 0.01, "grad_clip": 0.5, "epochs": 1}))
 
 
 def test_set_reaches_the_options_of_a_bare_algorithm_name(tmp_path):

@@ -13,9 +13,11 @@
 
 ``algorithm`` is one of :data:`ALGORITHMS`, a name or a mapping of the name and that algorithm's
 options (each documented in its config class: ``GRPOConfig`` ... ``ArcherConfig``); a bare name is
-short for ``{name: NAME}``. Every field can be overridden: ``--set optim.lr=1e-5 --set algorithm=gigpo
---set algorithm.omega=0.5``. ``suite: NAME`` trains on every env of a benchmark suite instead of one
-``env`` (groups are spread over its envs).
+short for ``{name: NAME}``. Every algorithm reads the shared sections ``rollout`` (the episodes of an
+iteration), ``optim`` (the policy's optimizer; ArCHer refuses the on-policy update's keys,
+:data:`ARCHER_IGNORES`), ``sampling`` and ``eval``. Every field can be overridden: ``--set optim.lr=1e-5
+--set algorithm=gigpo --set algorithm.omega=0.5``. ``suite: NAME`` trains on every env of a benchmark suite
+instead of one ``env`` (groups are spread over its envs).
 Training seeds are drawn per iteration from [0, 2**31) minus the held-out eval seeds, which start
 at ``eval.seed_offset`` (default 10**9): train and eval never share a task instance.
 """
@@ -174,6 +176,12 @@ class OptimConfig(_Frozen):
     autocast: Literal["auto", "bf16", "off"] = "auto"
 
 
+#: the ``optim`` options of the on-policy update that ArCHer has no use for: set away from their defaults with
+#: ``algorithm: archer`` they are an error (ArCHer reads lr, lr_schedule, lr_decay_fraction, betas, weight_decay
+#: and grad_clip for its actor)
+ARCHER_IGNORES = ("epochs", "minibatch_size", "micro_batch_size", "recompute_old_logprobs", "skip_zero_advantage")
+
+
 class CheckpointConfig(_Frozen):
     #: checkpoint every this many iterations (and at the end); 0: only at the end
     every: int = Field(25, ge=0)
@@ -234,6 +242,22 @@ class TrainConfig(_Frozen):
     def _one_source(self) -> TrainConfig:
         if (self.env is None) == (self.suite is None):
             raise ValueError("give exactly one of env: {id: ...} or suite: NAME to train on")
+        return self
+
+    @model_validator(mode="after")
+    def _archer_reads_no_ppo_options(self) -> TrainConfig:
+        if self.algorithm_name != "archer":
+            return self
+        for key in ARCHER_IGNORES:
+            value, default = getattr(self.optim, key), OptimConfig.model_fields[key].default
+            if value != default:
+                raise ConfigError(
+                    f"optim.{key}={value!r} means nothing to algorithm archer: it is an option of the on-policy "
+                    f"update (default {default!r}), and ArCHer steps its critic and actor on batches drawn from its "
+                    f"replay buffer. Drop optim.{key} and set ArCHer's own options under algorithm instead: "
+                    "batch_size and micro_batch_size (transitions per step and per forward pass), "
+                    "critic.steps_per_iteration and actor.steps_per_iteration (README, \"Train\")"
+                )
         return self
 
     @property

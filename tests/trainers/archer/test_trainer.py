@@ -18,9 +18,11 @@ from turngym.trainers.table import TurnTable
 ENV = {"id": "turngym/GuessNumber-v0", "kwargs": {"low": 1, "high": 16}, "max_turns": 6}
 
 
-def make_cfg(run_dir: Path, model: Path, *, iterations: int = 1, eval_every: int = 0, **archer: Any) -> TrainConfig:
+def make_cfg(
+    run_dir: Path, model: Path, *, iterations: int = 1, eval_every: int = 0, optim: dict[str, Any] | None = None,
+    **archer: Any,
+) -> TrainConfig:
     settings: dict[str, Any] = {
-        "trajectories_per_iteration": 4,
         "warmup_iterations": 0,
         "batch_size": 8,
         "micro_batch_size": 4,
@@ -33,6 +35,7 @@ def make_cfg(run_dir: Path, model: Path, *, iterations: int = 1, eval_every: int
         run_dir=str(run_dir), seed=0, env=ENV, model={"path": str(model)},
         sampling={"temperature": 1.0, "max_new_tokens": 6, "constrain": True},
         algorithm={"name": "archer", **settings}, iterations=iterations, eval={"every": eval_every, "seeds": 2},
+        rollout={"groups": 4, "group_size": 1}, optim=optim or {},
         checkpoint={"every": 1, "keep": 3}, tensorboard=False,
     )
 
@@ -75,7 +78,7 @@ def test_sabotaged_sync_raises_stale_weights(tmp_path, gn_model, monkeypatch):
         list(weights)
 
     monkeypatch.setattr(HFBackend, "load_weights", no_load)
-    trainer = ArcherTrainer(make_cfg(tmp_path / "run", gn_model, actor={"lr": 0.5}))
+    trainer = ArcherTrainer(make_cfg(tmp_path / "run", gn_model, optim={"lr": 0.5}))
     with pytest.raises(RuntimeError, match=r"differ from the trainer's by up to .* not serving the new weights"):
         trainer.run()
 

@@ -1,8 +1,17 @@
-"""ArCHer's configuration, with the reference hyper-parameters (RESEARCH.md section 5) as defaults.
+"""ArCHer's own options (``algorithm: {name: archer, ...}``); the shared sections do the rest.
 
-Where the paper gives a range, the default is picked inside it and the field says so. The reference
-code's batch is 8 transitions x 32 gradient-accumulation steps = 256 per critic/actor step
-(YifeiZhou02/ArCHer, scripts/config/archer_20q.yaml); ``batch_size`` and ``micro_batch_size`` keep that.
+ArCHer reads the sections every algorithm reads: ``rollout`` (episodes collected per online iteration:
+``rollout.groups`` task instances x ``rollout.group_size`` episodes; the paper's 128 trajectories are the
+default 16 x 8), ``optim`` (the actor's optimizer: ``lr`` with ``lr_schedule``, ``betas``, ``weight_decay``,
+``grad_clip``; the paper's actor lr is 1e-5, in its range 1e-6..1e-5), ``sampling`` and ``eval``. The
+options below are ArCHer's own: the critic (its own learning rate and grad clip), the replay buffer, the
+batch of a critic/actor step and the steps per iteration.
+
+Each default names its source: the paper and the reference code (RESEARCH.md section 5;
+YifeiZhou02/ArCHer, scripts/config/archer_20q.yaml), or "chosen for a CPU run" where the reference value
+makes one iteration take minutes on a CPU (the reference's value is then given in the description). The
+reference batch is 8 transitions x 32 gradient-accumulation steps = 256 per step and 50 critic steps per
+iteration: about 13,000 sampled utterances a~ per iteration (one iteration took 337 s on a CPU, issue 13).
 """
 
 from __future__ import annotations
@@ -31,8 +40,17 @@ class ArcherCriticConfig(BaseModel):
     pooling: Literal["mean", "last"] = Field("mean", description="how a sequence's hidden states become phi(x)")
     max_length: int = Field(512, ge=8, description="encoder input tokens; longer histories lose their oldest turns")
     hidden_dim: int | None = Field(None, ge=1, description="width of the Q/V heads; None: the encoder's width")
-    lr: float = Field(2e-5, gt=0, description="critic learning rate; the paper's range is 1e-5..2e-5, 2e-5 picked")
-    steps_per_iteration: int = Field(50, ge=1, description="critic gradient steps per iteration")
+    lr: float = Field(
+        2e-5, gt=0,
+        description="critic learning rate (its own AdamW); the paper's range is 1e-5..2e-5, 2e-5 picked "
+        "(the actor's is optim.lr)",
+    )
+    grad_clip: float = Field(
+        1.0, ge=0, description="max global grad norm of the critic (0: no clipping); chosen, as optim.grad_clip"
+    )
+    steps_per_iteration: int = Field(
+        10, ge=1, description="critic gradient steps per iteration; chosen for a CPU run (the reference code: 50)"
+    )
 
     @model_validator(mode="after")
     def _encoder_path_only_when_separate(self) -> ArcherCriticConfig:
@@ -45,15 +63,19 @@ class ArcherCriticConfig(BaseModel):
 
 
 class ArcherActorConfig(BaseModel):
-    """The token-level actor: REINFORCE on fresh samples with A = min_k Q_k - min_k V_k."""
+    """The token-level actor: REINFORCE on fresh samples with A = min_k Q_k - min_k V_k. Its optimizer is the
+    shared ``optim`` section's (lr and lr_schedule, betas, weight_decay, grad_clip; the paper's lr is 1e-5)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    lr: float = Field(1e-5, gt=0, description="actor learning rate; the paper's range is 1e-6..1e-5, 1e-5 picked")
-    steps_per_iteration: int = Field(3, ge=1, description="actor gradient steps per iteration")
-    token_baseline: bool = Field(False, description="subtract a learned per-token baseline b(s, a~_<j) from A")
-    max_new_tokens: int = Field(32, ge=1, description="tokens per sampled utterance a~")
-    temperature: float = Field(1.0, gt=0, description="sampling temperature of a~ ~ pi_theta(.|s)")
+    steps_per_iteration: int = Field(3, ge=1, description="actor gradient steps per iteration; the reference code's 3")
+    token_baseline: bool = Field(
+        False, description="subtract a learned per-token baseline b(s, a~_<j) from A; the reference code: off"
+    )
+    max_new_tokens: int = Field(
+        32, ge=1, description="tokens per sampled utterance a~; chosen for a CPU run (cut it to what the env's actions need)"
+    )
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of a~ ~ pi_theta(.|s); the reference's 1.0")
 
 
 class ArcherConfig(BaseModel):
@@ -71,16 +93,23 @@ class ArcherConfig(BaseModel):
         description="offline: the saved episodes to train on: a run's episode store, a training or an eval run "
         "directory (runs/NAME) or its episodes.jsonl",
     )
-    gamma: float = Field(0.95, ge=0.0, le=1.0, description="discount per turn")
-    tau: float = Field(0.1, gt=0.0, le=1.0, description="Polyak rate of the target critic, after every critic step")
-    trajectories_per_iteration: int = Field(128, ge=1, description="episodes collected per iteration (online)")
-    warmup_iterations: int = Field(
-        10, ge=0, description="critic-only iterations before the actor trains (the paper uses 10-20)"
+    gamma: float = Field(0.95, ge=0.0, le=1.0, description="discount per turn; the paper's 0.95")
+    tau: float = Field(
+        0.1, gt=0.0, le=1.0, description="Polyak rate of the target critic, after every critic step; the paper's 0.1"
     )
-    batch_size: int = Field(256, ge=1, description="transitions per critic/actor step")
-    micro_batch_size: int = Field(8, ge=1, description="transitions per forward pass (gradient accumulation)")
-    grad_clip: float = Field(1.0, gt=0, description="max global grad norm, for critic and actor alike")
-    buffer_capacity: int = Field(100_000, ge=1, description="replay buffer size in transitions")
+    warmup_iterations: int = Field(
+        10, ge=0, description="critic-only iterations before the actor trains; the paper uses 10-20, 10 picked"
+    )
+    batch_size: int = Field(
+        64, ge=1,
+        description="transitions per critic/actor step; chosen for a CPU run (the reference code: 8 x 32 "
+        "gradient-accumulation steps = 256)",
+    )
+    micro_batch_size: int = Field(
+        16, ge=1,
+        description="transitions per forward pass (gradient accumulation); chosen for a CPU run (the reference: 8)",
+    )
+    buffer_capacity: int = Field(100_000, ge=1, description="replay buffer size in transitions; the reference's 100000")
     critic: ArcherCriticConfig = Field(
         default_factory=ArcherCriticConfig, description="the utterance-level critic (ArcherCriticConfig)"
     )

@@ -5,13 +5,15 @@
 
 One iteration (RESEARCH.md section 5; the math is in ``math.py``, the critic in ``critic.py``):
 
-    online:  collect trajectories_per_iteration episodes with the current policy through the rollout
-             backend (LLMAgent over HFBackend / vLLM), add one transition per turn to the replay buffer
+    online:  collect rollout.groups task instances x rollout.group_size episodes with the current policy
+             through the rollout backend (LLMAgent over HFBackend / vLLM), as the on-policy loop does; add
+             one transition per turn to the replay buffer
     critic:  critic.steps_per_iteration steps, each on batch_size transitions (micro-batches accumulated):
              L_Q against r + gamma (1 - done) Vbar_k(s'), L_V against Qbar_k(s, a~) with a~ ~ pi_theta(.|s)
-             sampled fresh; grad clip; Polyak update of the target after every step
+             sampled fresh; critic.grad_clip; critic.lr; Polyak update of the target after every step
     actor:   after warmup_iterations critic-only iterations, actor.steps_per_iteration REINFORCE steps on
-             fresh a~ ~ pi_theta(.|s) for buffer states, A = min_k Q_k(s, a~) - min_k V_k(s); grad clip
+             fresh a~ ~ pi_theta(.|s) for buffer states, A = min_k Q_k(s, a~) - min_k V_k(s); the shared
+             optim section's AdamW (lr with optim.lr_schedule per iteration, betas, weight_decay, grad_clip)
     sync:    (the training loop) the new weights go into the rollout backend, and a logprob probe checks it
              serves them (max |engine - trainer| <= probe_tolerance, else StaleWeightsError)
 
@@ -62,7 +64,7 @@ from turngym.trainers.config import TrainConfig
 from turngym.trainers.loop import Iteration, TrainLoop, iteration_seed
 from turngym.trainers.policy import load_policy
 from turngym.trainers.rollout import action_fsms, collect, make_rollout_agent, summarize, train_tasks
-from turngym.trainers.update import torch_threads
+from turngym.trainers.update import scheduled_lr, torch_threads
 
 __all__ = ["ArcherTrainer", "Sampled", "load_offline_episodes", "sample_utterances"]
 
@@ -121,7 +123,8 @@ class ArcherTrainer:
         if self.acfg.actor.token_baseline:
             self.baseline = TokenBaseline(hidden_size=int(self.model.config.hidden_size)).to(self.device)
             params.append({"params": list(self.baseline.parameters())})
-        self.actor_opt = torch.optim.AdamW(params, lr=self.acfg.actor.lr)
+        o = self.cfg.optim  # the shared optimizer section: lr (scheduled per iteration in step), betas, weight_decay
+        self.actor_opt = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
 
     def _build_critic(self) -> None:
         c = self.acfg.critic
@@ -190,6 +193,9 @@ class ArcherTrainer:
         t2 = time.perf_counter()
         acted = it > self.acfg.warmup_iterations
         if acted:
+            record["lr"] = scheduled_lr(self.cfg.optim, it, self.cfg.iterations)
+            for group in self.actor_opt.param_groups:
+                group["lr"] = record["lr"]
             with torch_threads(self.cfg.update_threads):
                 record.update(self.actor_phase())
         t3 = time.perf_counter()
@@ -236,12 +242,11 @@ class ArcherTrainer:
     async def collect(self, it: int) -> list[Episode]:
         """Iteration ``it``'s episodes with the current policy, into the buffer and the run's episode store.
 
-        ``trajectories_per_iteration`` task instances, one episode each; tasks and sampling seeds depend
-        only on (seed, it), as in the on-policy loop, so a resumed iteration replays the uninterrupted one."""
-        n = self.acfg.trajectories_per_iteration
-        cfg = self.cfg.model_copy(update={"rollout": self.cfg.rollout.model_copy(update={"groups": n, "group_size": 1})})
+        ``rollout.groups`` task instances, ``rollout.group_size`` episodes each (``train_tasks``, as the on-policy
+        loop collects); tasks and sampling seeds depend only on (seed, it), so a resumed iteration replays the
+        uninterrupted one."""
         agent = make_rollout_agent(self.cfg, self.backend, seed=iteration_seed(self.cfg.seed, it))
-        episodes = await collect(train_tasks(cfg, it), agent, self.cfg, run_id=f"it{it}")
+        episodes = await collect(train_tasks(self.cfg, it), agent, self.cfg, run_id=f"it{it}")
         self.run_dir.append_episodes(episodes)  # the run's episode store (run_id it{it})
         self._add_episodes(episodes)
         return episodes
@@ -324,7 +329,8 @@ class ArcherTrainer:
                     sums["q_mean"] += float(losses.q.mean()) * share
                     sums["v_mean"] += float(losses.v.mean()) * share
                     sums["td_target_mean"] += float(losses.y.mean()) * share
-                torch.nn.utils.clip_grad_norm_(self.critic.parameters(), a.grad_clip)
+                if a.critic.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(self.critic.parameters(), a.critic.grad_clip)
                 self.critic_opt.step()
                 self.critic_opt.zero_grad(set_to_none=True)
                 polyak_update(self.target, self.critic, a.tau)
@@ -366,7 +372,8 @@ class ArcherTrainer:
                     ((loss + lp) * share).backward()
                     loss_sum += float(lp.detach()) * share
                     tokens += float(mask.sum())
-                norm = torch.nn.utils.clip_grad_norm_(params, a.grad_clip)
+                # optim.grad_clip 0: no clipping (the norm is still recorded)
+                norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip or float("inf"))
                 self.actor_opt.step()
                 self.actor_opt.zero_grad(set_to_none=True)
                 stats["loss"].append(loss_sum)
