@@ -72,7 +72,7 @@ def test_the_modules_that_raise_them_use_the_same_classes():
     from turngym.agents.conversation import TemplateError
     from turngym.agents.openai import BackendError
     from turngym.core.checker import CheckFailed
-    from turngym.trainers.rollout import StaleWeightsError
+    from turngym.trainers.engine import StaleWeightsError
 
     assert TemplateError is turngym.TemplateError and CheckFailed is turngym.CheckFailed
     assert BackendError is turngym.BackendError and StaleWeightsError is turngym.StaleWeightsError

@@ -53,7 +53,7 @@ def _trained_run(root: Path, model: Path, **over: Any) -> TrainedRun:
     from turngym.benchmarks.store import read_episodes
     from turngym.trainers.config import TrainConfig
     from turngym.trainers.onpolicy import OnPolicyTrainer
-    from turngym.trainers.rollout import trainer_logprobs
+    from turngym.trainers.engine import trainer_logprobs
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # session fixtures set up before the autouse one below

@@ -19,7 +19,7 @@ from turngym.benchmarks.store import read_episodes
 from turngym.core.errors import ConfigError
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.onpolicy import OnPolicyTrainer
-from turngym.trainers.rollout import StaleWeightsError
+from turngym.trainers.engine import StaleWeightsError
 from turngym.trainers.table import TurnTable
 
 REPO = Path(__file__).resolve().parents[2]

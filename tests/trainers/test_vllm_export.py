@@ -60,7 +60,7 @@ def _hf_base_logprobs(model: Path, ids: list[int]) -> list[float]:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from turngym.trainers.rollout import trainer_logprobs
+    from turngym.trainers.engine import trainer_logprobs
 
     return trainer_logprobs(AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32), ids)
 

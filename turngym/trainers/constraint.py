@@ -10,6 +10,7 @@ where q_k is the state of the action pattern's automaton after a_<k. ``action_st
 recorded action through the automaton once (``TokenFSM``, the one the hf backend samples with) and
 gives every loss token its state; ``constrained_logprobs`` applies the renormalisation.
 
+    fsm = action_fsms(cfg, backend)[env_id]                        # the env's action pattern over the tokenizer
     states, allowed = action_states(table, fsm, vocab_size)       # per token; [S, V] bool
     batch = collate_episodes(table, rows, token_columns={"fsm_state": states})
     logp = constrained_logprobs(logits, batch["input_ids"], batch["fsm_state"].long(), allowed)
@@ -20,11 +21,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from turngym.agents.sampling import TokenFSM
+from turngym.agents.llm import Backend
+from turngym.agents.sampling import TokenFSM, vocabulary
+from turngym.core.errors import ConfigError
+from turngym.trainers.config import TrainConfig
 from turngym.trainers.losses import token_logprobs
 from turngym.trainers.table import TurnTable
+from turngym.trainers.tasks import env_specs
 
-__all__ = ["action_states", "constrained_logprobs", "mask_disallowed"]
+__all__ = ["action_fsms", "action_states", "constrained_logprobs", "mask_disallowed"]
 
 
 def action_states(table: TurnTable, fsm: TokenFSM, vocab_size: int) -> tuple[np.ndarray, torch.Tensor]:
@@ -79,3 +84,26 @@ def constrained_logprobs(
         return logp
     rows = torch.log_softmax(mask_disallowed(logits[b, k - 1].float(), states[b, k], allowed), dim=-1)
     return logp.index_put((b, k), rows.gather(-1, input_ids[b, k][:, None])[:, 0])
+
+
+def action_fsms(cfg: TrainConfig, backend: Backend) -> dict[str, TokenFSM]:
+    """env id -> the automaton of its action pattern over the tokenizer (for constrained training)."""
+    import turngym
+
+    tok = backend.tokenizer
+    vocab = vocabulary(tok)
+    eos = sorted(getattr(backend, "eos_ids", None) or [tok.eos_token_id])
+    out: dict[str, TokenFSM] = {}
+    for spec in env_specs(cfg):
+        env = turngym.make(spec.id, **spec.kwargs)
+        try:
+            fmt = getattr(env.unwrapped, "action_format", None)
+            pattern = fmt.pattern() if fmt is not None else None
+        finally:
+            env.close()
+        if pattern is None:
+            raise ConfigError(
+                f"sampling.constrain=true but {spec.id}'s action format has no pattern: set sampling.constrain=false"
+            )
+        out[spec.id] = TokenFSM.build(pattern, vocab, eos_ids=eos, canonical=tok if cfg.sampling.canonical else None)
+    return out

@@ -56,7 +56,8 @@ from turngym.core.config import config_diff, dump_config
 from turngym.core.errors import ConfigError
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.policy import MODEL_DIR, is_lora, quiet_hf, save_model_dir
-from turngym.trainers.rollout import evaluate, make_backend, resolve_device, sync_weights
+from turngym.trainers.engine import make_backend, resolve_device, sync_weights
+from turngym.trainers.rollout import evaluate
 from turngym.trainers.run import RunDir, capture_rng, restore_rng
 
 __all__ = [

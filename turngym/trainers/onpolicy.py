@@ -34,12 +34,13 @@ from turngym.core.errors import ConfigError
 from turngym.core.types import Episode
 from turngym.trainers.advantages import NEEDS_VALUES, StarPOFilter, compute_advantages, estimator_config
 from turngym.trainers.config import TrainConfig
-from turngym.trainers.constraint import action_states
+from turngym.trainers.constraint import action_fsms, action_states
 from turngym.trainers.losses import frozen_reference
 from turngym.trainers.loop import Iteration, TrainLoop, iteration_seed
 from turngym.trainers.policy import load_policy, save_model_dir
-from turngym.trainers.rollout import action_fsms, collect, make_rollout_agent, summarize, train_tasks
+from turngym.trainers.rollout import collect, make_rollout_agent, summarize
 from turngym.trainers.table import TurnTable
+from turngym.trainers.tasks import train_tasks
 from turngym.trainers.update import make_optimizer, policy_update, scheduled_lr, torch_threads
 from turngym.trainers.value_head import TurnCritic
 

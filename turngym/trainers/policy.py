@@ -60,7 +60,7 @@ def save_model_dir(
 ) -> Path:
     """Write ``model`` (LoRA merged) as a plain Hugging Face model directory ``out``, with the tokenizer and
     the extra files of the base model directory ``base``. The model itself is left as it is."""
-    from turngym.trainers.rollout import served_weights
+    from turngym.trainers.engine import served_weights
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

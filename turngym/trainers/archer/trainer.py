@@ -61,9 +61,11 @@ from turngym.trainers.archer.math import actor_loss, advantage, baseline_loss, p
 from turngym.trainers.archer.offline import load_offline_episodes, offline_store
 from turngym.trainers.archer.sampler import Sampled, left_pad, policy_forward, sample_utterances
 from turngym.trainers.config import TrainConfig
+from turngym.trainers.constraint import action_fsms
 from turngym.trainers.loop import Iteration, TrainLoop, iteration_seed
 from turngym.trainers.policy import load_policy
-from turngym.trainers.rollout import action_fsms, collect, make_rollout_agent, summarize, train_tasks
+from turngym.trainers.rollout import collect, make_rollout_agent, summarize
+from turngym.trainers.tasks import train_tasks
 from turngym.trainers.update import scheduled_lr, torch_threads
 
 __all__ = ["ArcherTrainer", "Sampled", "load_offline_episodes", "sample_utterances"]
