@@ -20,7 +20,7 @@ One idea a module:
 
 Importing this package imports neither Playwright nor Pillow: they load on first use. Errors are
 ``SandboxError``s; a page that cannot go on raises ``PageError`` (``PageCrashed``, ``PageHung``), drawn
-in session.py.
+in turngym/core/errors.py.
 """
 
 from turngym.sandboxes.browser.a11y import Element, parse_snapshot
