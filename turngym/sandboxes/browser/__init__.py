@@ -13,7 +13,7 @@ One idea a module:
     sandbox.py       BrowserSandbox: the Chromium process, its lifecycle, new sessions and pools
     reaper.py        pid files; kills the browsers of owners that are gone
     pool.py          SessionPool: sessions made ahead of time
-    session.py       BrowserSession: one context and page (observe, act), the isolation rule, PageError
+    session.py       BrowserSession: one context and page (observe, act), the isolation rule
     a11y.py          the accessibility-tree text agents read, with element ids
     actions.py       BrowserAction, what a session can be asked to do
     set_of_marks.py  the screenshot with element ids drawn on it
