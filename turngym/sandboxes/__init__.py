@@ -9,21 +9,15 @@ Names load lazily, so importing this package imports neither the docker SDK nor 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from turngym.core.lazy import lazy_exports
 
-_LAZY = {
-    "Sandbox": "turngym.sandboxes.base",
-    "ExecResult": "turngym.sandboxes.base",
-    "DockerSandbox": "turngym.sandboxes.docker",
-    "SandboxConfig": "turngym.sandboxes.docker",
-    "SandboxPool": "turngym.sandboxes.pool",
-}
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'turngym.sandboxes' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "Sandbox": "base",
+        "ExecResult": "base",
+        "DockerSandbox": "docker",
+        "SandboxConfig": "docker",
+        "SandboxPool": "pool",
+    },
+)

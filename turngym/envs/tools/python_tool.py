@@ -16,7 +16,9 @@ from typing import Any
 
 from turngym.core.errors import ConfigError
 from turngym.core.types import Action, Message, Observation, ToolSpec
-from turngym.envs.tools.sandboxed import ActionStyle, SandboxEnv, as_calls, call_action, clip, tool_format, tool_reply
+from turngym.envs.tools.sandboxed import (
+    ActionStyle, SandboxEnv, as_calls, call_action, call_then, clip, tool_format, tool_reply,
+)
 
 DEFAULT_TASKS = (
     "basic_arithmetic",
@@ -122,14 +124,9 @@ def _dataset(name: str, seed: int) -> Any:
 
 def expert(env: PythonToolEnv):
     """The oracle: prints the known answer with the Python tool, then answers what it printed."""
-    step = 0
 
-    def policy(obs: Observation) -> Action:
-        nonlocal step
-        step += 1
-        if step == 1:
-            return call_action(env.style, "python", "code", f"print({env.entry['answer']!r})", "python")
+    def answer(obs: Observation) -> Action:
         printed = obs.messages[-1].text if obs.messages else ""
         return call_action(env.style, "answer", "answer", printed.rstrip("\n"), "answer")
 
-    return policy
+    return call_then(lambda _: call_action(env.style, "python", "code", f"print({env.entry['answer']!r})", "python"), answer)

@@ -12,13 +12,13 @@ Tool actions come as native ``tool_calls`` or as tagged blocks: ``tool_format(..
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from turngym.core.actions import ActionFormat, NativeToolCalls, Tagged, TaggedBlock
 from turngym.core.env import TurnEnv
 from turngym.core.errors import SandboxError
-from turngym.core.types import Action, Message, ToolCall, ToolSpec
+from turngym.core.types import Action, Message, Observation, ToolCall, ToolSpec
 from turngym.sandboxes.docker import DockerSandbox, SandboxConfig
 from turngym.sandboxes.pool import SandboxPool
 
@@ -128,3 +128,18 @@ def call_action(style: ActionStyle, name: str, arg: str | None, value: str, tag:
         args = {arg: value} if arg else {}
         return Message(role="assistant", content="", tool_calls=[ToolCall(id="call_0", name=name, arguments=args)])
     return f"<{tag}>\n{value}\n</{tag}>"
+
+
+def call_then(
+    first: Callable[[Observation], Action], then: Callable[[Observation], Action]
+) -> Callable[[Observation], Action]:
+    """An expert's policy of two turns: ``first(observation)`` on the first turn, ``then(observation)`` on
+    every later one (each computed when its turn comes, from the env as it is then)."""
+    step = 0
+
+    def policy(obs: Observation) -> Action:
+        nonlocal step
+        step += 1
+        return first(obs) if step == 1 else then(obs)
+
+    return policy

@@ -30,7 +30,9 @@ from pydantic import BaseModel, ConfigDict
 
 from turngym.core.errors import ConfigError, SandboxError
 from turngym.core.types import Action, Message, Observation, ToolSpec
-from turngym.envs.tools.sandboxed import ActionStyle, SandboxEnv, as_calls, call_action, clip, tool_format, tool_reply
+from turngym.envs.tools.sandboxed import (
+    ActionStyle, SandboxEnv, as_calls, call_action, call_then, clip, tool_format, tool_reply,
+)
 
 TASKS_DIR = Path(__file__).with_name("terminal_tasks")
 
@@ -174,13 +176,7 @@ class TerminalEnv(SandboxEnv):
 
 def expert(env: TerminalEnv):
     """The oracle: runs the task's solution.sh as one command, then submits."""
-    step = 0
-
-    def policy(obs: Observation) -> Action:
-        nonlocal step
-        step += 1
-        if step == 1:
-            return call_action(env.style, "bash", "command", env.task.read("solution.sh") or "true", "bash")
-        return call_action(env.style, "submit", None, "done", "submit")
-
-    return policy
+    return call_then(
+        lambda _: call_action(env.style, "bash", "command", env.task.read("solution.sh") or "true", "bash"),
+        lambda _: call_action(env.style, "submit", None, "done", "submit"),
+    )

@@ -14,10 +14,9 @@ Names are loaded lazily, so reading the config does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from turngym.core.lazy import lazy_exports
 
-_EXPORTS = {
+__all__, __getattr__ = lazy_exports(__name__, {
     "ArcherConfig": "config",
     "ArcherCriticConfig": "config",
     "ArcherActorConfig": "config",
@@ -39,13 +38,4 @@ _EXPORTS = {
     "load_offline_episodes": "offline",
     "sample_utterances": "sampler",
     "offline_store": "offline",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+})
