@@ -68,7 +68,6 @@ __all__ = [
     "ProgressDisplay",
     "TrainLoop",
     "check_resumable",
-    "iteration_seed",
     "probe_ids",
     "refuse_eval_run",
 ]
@@ -86,11 +85,6 @@ SAFE_TO_CHANGE = (
 
 #: tokens of the probe sequence (a recorded token stream, cut)
 PROBE_TOKENS = 256
-
-
-def iteration_seed(seed: int, iteration: int) -> int:
-    """The sampling seed of iteration ``iteration``: a function of the run seed and k only."""
-    return int(np.random.default_rng([seed, iteration, 1]).integers(2**31))
 
 
 def probe_ids(streams: Iterable[Sequence[int] | None], tokenizer: Any) -> list[int]:

@@ -36,12 +36,12 @@ from turngym.trainers.advantages import NEEDS_VALUES, StarPOFilter, compute_adva
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.constraint import action_fsms, action_states
 from turngym.trainers.losses import frozen_reference
-from turngym.trainers.loop import Iteration, TrainLoop, iteration_seed
+from turngym.trainers.loop import Iteration, TrainLoop
 from turngym.trainers.policy import load_policy, save_model_dir
-from turngym.trainers.rollout import collect, make_rollout_agent, summarize
+from turngym.trainers.rollout import collect_iteration, summarize
 from turngym.trainers.table import TurnTable
-from turngym.trainers.tasks import train_tasks
-from turngym.trainers.update import make_optimizer, policy_update, scheduled_lr, torch_threads
+from turngym.trainers.tasks import iteration_seed  # re-exported (its home before the one loop)
+from turngym.trainers.update import make_optimizer, policy_update, set_scheduled_lr, torch_threads
 from turngym.trainers.value_head import TurnCritic
 
 __all__ = ["OnPolicyTrainer", "iteration_seed", "load_policy"]
@@ -116,8 +116,7 @@ class OnPolicyTrainer:
         """Iteration ``k``: collect, estimate advantages, PPO-clip epochs; the episodes appended to the run's store."""
         cfg, backend = self.cfg, self.backend
         t0 = time.perf_counter()
-        agent = make_rollout_agent(cfg, backend, seed=iteration_seed(cfg.seed, k))
-        episodes = await collect(train_tasks(cfg, k), agent, cfg, run_id=f"it{k}")
+        episodes = await collect_iteration(cfg, backend, k)
         t_roll = time.perf_counter() - t0
         rows = [i for i, e in enumerate(episodes) if e.error is None and e.trainable and e.turns]
         self._usable = [episodes[i] for i in rows]
@@ -139,9 +138,7 @@ class OnPolicyTrainer:
             if self.fsms is not None:
                 vocab_size = int(self.model.get_input_embeddings().weight.shape[0])
                 states, allowed = self._states(table, self.fsms, vocab_size)
-            record["lr"] = scheduled_lr(cfg.optim, k, cfg.iterations)
-            for group in self.optimizer.param_groups:
-                group["lr"] = record["lr"]
+            record["lr"] = set_scheduled_lr(self.optimizer, cfg.optim, k, cfg.iterations)
             with torch_threads(cfg.update_threads):
                 stats = policy_update(
                     self.model, self.optimizer, table, adv, optim=cfg.optim, loss=cfg.loss, device=self.device,

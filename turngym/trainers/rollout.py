@@ -1,7 +1,6 @@
 """Playing episodes with the policy: an iteration's rollouts and the held-out eval.
 
-    agent = make_rollout_agent(cfg, backend, seed=iteration_seed(cfg.seed, k))
-    episodes = await collect(train_tasks(cfg, k), agent, cfg, run_id=f"it{k}")
+    episodes = await collect_iteration(cfg, backend, k)   # iteration k's tasks, sampled with iteration k's seed
     result = await evaluate(cfg, backend, store=store, run_dir=run_dir, run_id="eval12")   # the benchmarks evaluator
 
 The engine and its weight sync are in ``engine.py``, the tasks in ``tasks.py``.
@@ -18,13 +17,13 @@ from turngym.agents.llm import Backend, LLMAgent
 from turngym.agents.runner import EpisodeTask, run_episodes
 from turngym.core.types import Episode
 from turngym.trainers.config import TrainConfig
-from turngym.trainers.tasks import env_specs, eval_tasks
+from turngym.trainers.tasks import env_specs, eval_tasks, iteration_seed, train_tasks
 
 if TYPE_CHECKING:
     from turngym.benchmarks.store import EpisodeStore
     from turngym.benchmarks.summary import Summary
 
-__all__ = ["EvalResult", "collect", "evaluate", "make_rollout_agent", "summarize"]
+__all__ = ["EvalResult", "collect", "collect_iteration", "evaluate", "make_rollout_agent", "summarize"]
 
 
 def make_rollout_agent(cfg: TrainConfig, backend: Backend, *, seed: int, temperature: float | None = None) -> LLMAgent:
@@ -45,6 +44,13 @@ async def collect(tasks: Sequence[EpisodeTask], agent: LLMAgent, cfg: TrainConfi
         run_id=run_id,
     )
 
+
+
+async def collect_iteration(cfg: TrainConfig, backend: Backend, k: int) -> list[Episode]:
+    """Iteration ``k``'s episodes (run_id ``it{k}``): its tasks (``train_tasks``) sampled by the policy with its
+    seed (``iteration_seed``), both functions of (run seed, k) only, so a resumed run replays the iteration."""
+    agent = make_rollout_agent(cfg, backend, seed=iteration_seed(cfg.seed, k))
+    return await collect(train_tasks(cfg, k), agent, cfg, run_id=f"it{k}")
 
 def summarize(episodes: Sequence[Episode]) -> dict[str, float]:
     """Success rate, mean return, mean turns and the number of failed episodes (turngym.benchmarks.summary's

@@ -1,6 +1,7 @@
 """The task instances of a training run: an iteration's groups and the held-out eval seeds.
 
     tasks = train_tasks(cfg, k)      # rollout.groups x rollout.group_size episodes, seeds drawn for (run seed, k)
+    seed = iteration_seed(cfg.seed, k)   # the sampling seed of iteration k
     tasks = eval_tasks(cfg)          # one episode per held-out seed per env
 
 Training seeds come from a generator seeded with (run seed, iteration), so the tasks of iteration k
@@ -15,7 +16,7 @@ import numpy as np
 from turngym.agents.runner import EpisodeTask, group_tasks
 from turngym.trainers.config import EnvSpec, TrainConfig
 
-__all__ = ["env_specs", "eval_tasks", "train_tasks"]
+__all__ = ["env_specs", "eval_tasks", "iteration_seed", "train_tasks"]
 
 
 def env_specs(cfg: TrainConfig) -> list[EnvSpec]:
@@ -26,6 +27,11 @@ def env_specs(cfg: TrainConfig) -> list[EnvSpec]:
 
     suite = load_suite(cfg.suite)
     return [EnvSpec(id=e.id, kwargs=dict(e.kwargs), max_turns=e.max_turns) for e in suite.envs]
+
+
+def iteration_seed(seed: int, iteration: int) -> int:
+    """The sampling seed of iteration ``iteration``: a function of the run seed and k only."""
+    return int(np.random.default_rng([seed, iteration, 1]).integers(2**31))
 
 
 def train_tasks(cfg: TrainConfig, iteration: int) -> list[EpisodeTask]:

@@ -34,7 +34,7 @@ from turngym.trainers.constraint import mask_disallowed
 from turngym.trainers.losses import LossConfig, policy_loss
 from turngym.trainers.table import TurnTable, collate_episodes
 
-__all__ = ["OptimConfig", "make_optimizer", "policy_update", "scheduled_lr", "sequence_logprobs", "torch_threads"]
+__all__ = ["OptimConfig", "make_optimizer", "policy_update", "scheduled_lr", "sequence_logprobs", "set_scheduled_lr", "torch_threads"]
 
 
 def scheduled_lr(cfg: OptimConfig, iteration: int, iterations: int) -> float:
@@ -47,6 +47,14 @@ def scheduled_lr(cfg: OptimConfig, iteration: int, iterations: int) -> float:
         return cfg.lr * min(1.0, (1.0 - done) / cfg.lr_decay_fraction)
     return cfg.lr
 
+
+
+def set_scheduled_lr(optimizer: torch.optim.Optimizer, cfg: OptimConfig, iteration: int, iterations: int) -> float:
+    """Set every param group of ``optimizer`` to ``scheduled_lr`` of this iteration; returns it (for the metrics)."""
+    lr = scheduled_lr(cfg, iteration, iterations)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
 
 @contextlib.contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:

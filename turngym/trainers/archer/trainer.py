@@ -62,11 +62,10 @@ from turngym.trainers.archer.offline import load_offline_episodes, offline_store
 from turngym.trainers.archer.sampler import Sampled, left_pad, policy_forward, sample_utterances
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.constraint import action_fsms
-from turngym.trainers.loop import Iteration, TrainLoop, iteration_seed
+from turngym.trainers.loop import Iteration, TrainLoop
 from turngym.trainers.policy import load_policy
-from turngym.trainers.rollout import collect, make_rollout_agent, summarize
-from turngym.trainers.tasks import train_tasks
-from turngym.trainers.update import scheduled_lr, torch_threads
+from turngym.trainers.rollout import collect_iteration, summarize
+from turngym.trainers.update import set_scheduled_lr, torch_threads
 
 __all__ = ["ArcherTrainer", "Sampled", "load_offline_episodes", "sample_utterances"]
 
@@ -195,9 +194,7 @@ class ArcherTrainer:
         t2 = time.perf_counter()
         acted = it > self.acfg.warmup_iterations
         if acted:
-            record["lr"] = scheduled_lr(self.cfg.optim, it, self.cfg.iterations)
-            for group in self.actor_opt.param_groups:
-                group["lr"] = record["lr"]
+            record["lr"] = set_scheduled_lr(self.actor_opt, self.cfg.optim, it, self.cfg.iterations)
             with torch_threads(self.cfg.update_threads):
                 record.update(self.actor_phase())
         t3 = time.perf_counter()
@@ -247,8 +244,7 @@ class ArcherTrainer:
         ``rollout.groups`` task instances, ``rollout.group_size`` episodes each (``train_tasks``, as the on-policy
         loop collects); tasks and sampling seeds depend only on (seed, it), so a resumed iteration replays the
         uninterrupted one."""
-        agent = make_rollout_agent(self.cfg, self.backend, seed=iteration_seed(self.cfg.seed, it))
-        episodes = await collect(train_tasks(self.cfg, it), agent, self.cfg, run_id=f"it{it}")
+        episodes = await collect_iteration(self.cfg, self.backend, it)
         self.run_dir.append_episodes(episodes)  # the run's episode store (run_id it{it})
         self._add_episodes(episodes)
         return episodes
