@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import turngym.trainers.onpolicy as onpolicy  # noqa: E402
+import turngym.trainers.rollout as rollout  # noqa: E402
 from turngym.trainers.train import make_trainer, train_config  # noqa: E402
 
 
@@ -27,7 +27,7 @@ def die() -> None:
 def main(config: str, where: str, k: int, overrides: list[str]) -> None:
     trainer = make_trainer(train_config(config, overrides))
     if where == "rollout":
-        real = onpolicy.collect
+        real = rollout.collect
 
         async def collect(tasks, agent, cfg, *, run_id=""):
             if run_id != f"it{k}":
@@ -40,7 +40,7 @@ def main(config: str, where: str, k: int, overrides: list[str]) -> None:
                 await asyncio.sleep(0.001)
             die()
 
-        onpolicy.collect = collect
+        rollout.collect = collect  # what collect_iteration calls
     else:
         optimizer = trainer.critic_opt if trainer.cfg.algorithm_name == "archer" else trainer.optimizer
         step = optimizer.step
