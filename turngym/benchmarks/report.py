@@ -13,14 +13,13 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import mimetypes
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from turngym.benchmarks.store import EPISODES_FILE, read_episodes
+from turngym.benchmarks.store import EPISODES_FILE, read_episodes, read_records
 from turngym.benchmarks.summary import EnvSummary, Summary, summarize
 from turngym.core.types import Episode, ImagePart, Message
 
@@ -91,7 +90,7 @@ def write_train_report(
     import yaml
 
     run_dir = Path(run_dir)
-    records = _read_records(run_dir / "metrics.jsonl")
+    records = read_records(run_dir / "metrics.jsonl")
     config_path = run_dir / "config.yaml"
     config = config_path.read_text(encoding="utf-8") if config_path.is_file() else ""
     cfg = (yaml.safe_load(config) if config else None) or {}
@@ -188,18 +187,6 @@ def learning_curve(records: Sequence[Mapping[str, Any]], *, smooth: int = 10) ->
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
-
-
-def _read_records(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut by a kill
-    return out
 
 
 def success_plot(rows: Sequence[EnvSummary]) -> str:

@@ -23,6 +23,7 @@ rollout, ``eval12``: the held-out eval after iteration 12), which ``drop_after``
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import warnings
@@ -114,6 +115,21 @@ def read_episodes(path: str | Path, *, run_ids: Iterable[str] | None = None) -> 
 #: a training run's run_id: the rollout of iteration k (``it12``) or the held-out eval after it (``eval12``)
 _ITERATION_RUN_ID = re.compile(rb"(?:it|eval)(\d+)")
 _RUN_ID_FIELD = re.compile(rb'^\{"run_id":"((?:[^"\\]|\\.)*)"')
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """The JSON objects of an append-only JSONL file (a run's metrics.jsonl), one per line; a line cut by a
+    kill mid-write is left out. A missing file holds none."""
+    p = Path(path)
+    if not p.is_file():
+        return []
+    out = []
+    for line in p.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
 
 
 def iteration_of(run_id: str) -> int | None:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from turngym.benchmarks.store import EPISODES_FILE, EpisodeStore, drop_after
+from turngym.benchmarks.store import EPISODES_FILE, EpisodeStore, drop_after, read_records
 from turngym.core.types import Episode
 
 __all__ = ["RunDir", "capture_rng", "restore_rng"]
@@ -97,17 +97,8 @@ class RunDir:
                     self._tb.add_scalar(f"{kind}/{key}", value, step)
 
     def read_metrics(self, kind: str | None = None) -> list[dict[str, Any]]:
-        if not self.metrics_path.exists():
-            return []
-        out = []
-        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a kill
-            if kind is None or rec.get("kind") == kind:
-                out.append(rec)
-        return out
+        """The records of metrics.jsonl (those of ``kind`` only, if given); a line cut by a kill is left out."""
+        return [r for r in read_records(self.metrics_path) if kind is None or r.get("kind") == kind]
 
     # -- episodes --------------------------------------------------------------------------------
     @property
