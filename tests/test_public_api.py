@@ -20,6 +20,7 @@ PUBLIC = [
     "PageError",
     "PageHung",
     "RegistryError",
+    "RemoteEnvError",
     "SandboxError",
     "StaleWeightsError",
     "TemplateError",

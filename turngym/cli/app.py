@@ -23,6 +23,7 @@ from turngym.cli.export import app as export_app
 from turngym.cli.models import app as models_app
 from turngym.cli.play import play
 from turngym.cli.quickstart import quickstart
+from turngym.cli.serve import serve
 from turngym.cli.sandbox import app as sandbox_app
 from turngym.cli.train import train
 from turngym.cli.view import view
@@ -40,6 +41,7 @@ app.command("play")(play)
 app.command("view")(view)
 app.command("train")(train)
 app.command("quickstart")(quickstart)
+app.command("serve")(serve)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(models_app, name="models")
 app.add_typer(export_app, name="export")

@@ -9,6 +9,7 @@
     ├── BackendError             (RuntimeError) a model server answered with an error or breaks the token contract
     ├── StaleWeightsError        (RuntimeError) the rollout engine does not serve the weights just pushed to it
     ├── CheckFailed              (AssertionError) an env failed one of ``turngym envs check``'s checks
+    ├── RemoteEnvError           (ConnectionError) a served env that cannot be reached, or lost mid-step
     └── SandboxError             (RuntimeError) a sandbox that cannot be created or stopped answering
         └── PageError            one browser page cannot go on (the episode ends, the browser goes on)
             ├── PageCrashed      the page's renderer process died
@@ -35,6 +36,7 @@ __all__ = [
     "PageError",
     "PageHung",
     "RegistryError",
+    "RemoteEnvError",
     "SandboxError",
     "StaleWeightsError",
     "TemplateError",
@@ -85,6 +87,11 @@ class StaleWeightsError(TurngymError, RuntimeError):
 
 class CheckFailed(TurngymError, AssertionError):
     """One check of ``turngym.core.checker`` failed; the message says what the env did."""
+
+
+class RemoteEnvError(TurngymError, ConnectionError):
+    """A ``remote/<url>`` env whose server cannot be reached, refused the session, or went away during a
+    step (that episode ends with this error; the next reset opens a new session)."""
 
 
 class SandboxError(TurngymError, RuntimeError):

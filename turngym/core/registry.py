@@ -187,11 +187,34 @@ def make(id: str, **kwargs: Any) -> gymnasium.Env:
     reason = info.unavailable_reason()
     if reason:
         raise EnvUnavailable(f"{id} cannot run here: {reason}")
+    if id.startswith(REMOTE):
+        return _make_remote(id, **kwargs)
     return gymnasium.make(id, **kwargs)
+
+
+#: ``remote/<url>`` ids are envs served by ``turngym serve`` (turngym.serve.remote), made by ``make`` only:
+#: a URL is no Gymnasium id, so ``gymnasium.make`` does not know them
+REMOTE = "remote/"
+
+
+def _make_remote(id: str, *, max_turns: int | None = None, **kwargs: Any) -> gymnasium.Env:
+    from turngym.core.wrappers import TurnLimit
+    from turngym.serve.remote import make_remote
+
+    env = make_remote(id, **kwargs)
+    return TurnLimit(env, max_turns) if max_turns else env
 
 
 def env_info(id: str) -> EnvInfo:
     """The metadata of ``id``; a ``RegistryError`` with close matches if it is unknown."""
+    if id.startswith(REMOTE):
+        return EnvInfo(
+            id=id,
+            entry_point="turngym.serve.remote:make_remote",
+            description=f"the env served at {id[len(REMOTE):]} (turngym serve)",
+            requires=("module:websockets", "module:httpx"),
+            source="remote",
+        )
     load_plugins()
     info = _REGISTRY.get(id)
     if info is None:
