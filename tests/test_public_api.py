@@ -22,6 +22,7 @@ PUBLIC = [
     "RegistryError",
     "RemoteEnvError",
     "SandboxError",
+    "ServeError",
     "StaleWeightsError",
     "TemplateError",
     "ToolCall",

@@ -10,6 +10,7 @@
     ├── StaleWeightsError        (RuntimeError) the rollout engine does not serve the weights just pushed to it
     ├── CheckFailed              (AssertionError) an env failed one of ``turngym envs check``'s checks
     ├── RemoteEnvError           (ConnectionError) a served env that cannot be reached, or lost mid-step
+    ├── ServeError               (RuntimeError) a served env's session cannot take a message now (its OpenEnv error code)
     └── SandboxError             (RuntimeError) a sandbox that cannot be created or stopped answering
         └── PageError            one browser page cannot go on (the episode ends, the browser goes on)
             ├── PageCrashed      the page's renderer process died
@@ -38,6 +39,7 @@ __all__ = [
     "RegistryError",
     "RemoteEnvError",
     "SandboxError",
+    "ServeError",
     "StaleWeightsError",
     "TemplateError",
     "TurngymError",
@@ -91,7 +93,22 @@ class CheckFailed(TurngymError, AssertionError):
 
 class RemoteEnvError(TurngymError, ConnectionError):
     """A ``remote/<url>`` env whose server cannot be reached, refused the session, or went away during a
-    step (that episode ends with this error; the next reset opens a new session)."""
+    step (that episode ends with this error; the next reset opens a new session). ``retryable``: the
+    session went away or was refused for now, so a reset (safe to repeat) may try a fresh one."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class ServeError(TurngymError, RuntimeError):
+    """What ``turngym serve`` answers a session's message with instead of playing it: ``code`` is the
+    OpenEnv error code (``CAPACITY_REACHED``, ``FACTORY_ERROR``, ``EXECUTION_ERROR``), ``details`` go
+    beside the message in the error reply."""
+
+    def __init__(self, message: str, code: str = "EXECUTION_ERROR", **details: object) -> None:
+        super().__init__(message)
+        self.code, self.details = code, details
 
 
 class SandboxError(TurngymError, RuntimeError):

@@ -2,7 +2,7 @@
 
 Used alike by the WebSocket session, the HTTP endpoints and MCP JSON-RPC (``server.py``, ``mcp.py``).
 A malformed message raises pydantic's ``ValidationError``; a message that cannot be played now (a
-step before any reset, after the episode ended) raises ``EpisodeError``; anything the env itself
+step before any reset, after the episode ended) raises ``ServeError`` (``EXECUTION_ERROR``); anything the env itself
 raises propagates, and the episode is then over (the next message must be a reset).
 """
 
@@ -12,14 +12,11 @@ import asyncio
 import uuid
 from typing import Any
 
+from turngym.core.errors import ServeError
 from turngym.core.types import Message, ToolCall
 from turngym.core.wrappers import areset, astep
 from turngym.serve import wire
 from turngym.serve.sessions import Session
-
-
-class EpisodeError(RuntimeError):
-    """(Internal: answered as ``EXECUTION_ERROR`` / HTTP 409.) A message that the session's episode cannot take now."""
 
 
 async def reset(session: Session, data: dict[str, Any], *, timeout: float | None) -> dict[str, Any]:
@@ -30,7 +27,10 @@ async def reset(session: Session, data: dict[str, Any], *, timeout: float | None
     session.episode_id = req.episode_id or uuid.uuid4().hex
     session.seed, session.step_count, session.total_reward = req.seed, 0, 0.0
     session.started, session.done = True, False
-    session.task_id, session.instance_hash = str(info.get("task_id", "")), str(info.get("instance_hash", ""))
+    session.task_id, session.instance_hash = (
+        str(info.get("task_id", "")),
+        str(info.get("instance_hash", "")),
+    )
     session.tools = list(obs.tools)
     return wire.reset_payload(result)
 
@@ -74,18 +74,22 @@ async def call_tool(session: Session, name: str, arguments: dict[str, Any], *, t
     if not session.started or session.done:
         await reset(session, {}, timeout=timeout)
     if name not in {t.name for t in session.tools}:
-        raise EpisodeError(
+        raise ServeError(
             f"unknown tool {name!r}: this env offers {sorted(t.name for t in session.tools)} now (tools/list)"
         )
-    action = Message(role="assistant", content="", tool_calls=[ToolCall(id="call_0", name=name, arguments=arguments)])
+    action = Message(
+        role="assistant",
+        content="",
+        tool_calls=[ToolCall(id="call_0", name=name, arguments=arguments)],
+    )
     return await step(session, wire.action_data(action), timeout=timeout)
 
 
 def _check_playable(session: Session) -> None:
     if not session.started:
-        raise EpisodeError("no episode to step: send a reset first")
+        raise ServeError("no episode to step: send a reset first")
     if session.done:
-        raise EpisodeError(
+        raise ServeError(
             f"episode {session.episode_id} is over (after {session.step_count} steps): send a reset to start another"
         )
 
@@ -93,7 +97,7 @@ def _check_playable(session: Session) -> None:
 async def _bounded(coro: Any, timeout: float | None, what: str) -> Any:
     try:
         return await asyncio.wait_for(coro, timeout)
-    except asyncio.TimeoutError:
-        raise EpisodeError(
+    except TimeoutError:
+        raise ServeError(
             f"the env's {what} took longer than {timeout:g} s (--step-timeout); the episode is over, send a reset"
         ) from None

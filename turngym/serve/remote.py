@@ -63,8 +63,7 @@ def base_urls(url: str) -> tuple[str, str]:
             "e.g. remote/ws://127.0.0.1:8000"
         )
     path = parts.path.rstrip("/")
-    if path.endswith("/ws"):
-        path = path[:-3]
+    path = path.removesuffix("/ws")
     http = urlunsplit((scheme, parts.netloc, path, "", ""))
     ws = urlunsplit(("wss" if scheme == "https" else "ws", parts.netloc, path + "/ws", "", ""))
     return http, ws
@@ -87,12 +86,18 @@ class RemoteEnv(TurnEnv):
         self.url = url
         self.http_url, self.ws_url = base_urls(url)
         self.token = token if token is not None else os.environ.get(TOKEN_ENV) or None
-        self.connect_timeout, self.step_timeout, self.retries = connect_timeout, step_timeout, retries
+        self.connect_timeout, self.step_timeout, self.retries = (
+            connect_timeout,
+            step_timeout,
+            retries,
+        )
         self.metadata_served = self._fetch_metadata()
         self.description = self.metadata_served.get("description", "")
         fmt = self.metadata_served.get("action_format") or {}
         self.action_format = RemoteFormat(
-            fmt.get("name", "remote"), fmt.get("describe", "Reply in plain text."), fmt.get("pattern")
+            fmt.get("name", "remote"),
+            fmt.get("describe", "Reply in plain text."),
+            fmt.get("pattern"),
         )
         self._ws: Any = None
         self._ws_loop: asyncio.AbstractEventLoop | None = None
@@ -111,7 +116,10 @@ class RemoteEnv(TurnEnv):
             try:
                 ws = await self._connected()
                 reply = await self._call(ws, {"type": "reset", "data": data})
-            except _Retry as e:  # the socket went away or the server refused for now: a fresh session
+            except RemoteEnvError as e:
+                if not e.retryable:
+                    raise
+                # the socket went away or the server refused for now: a fresh session
                 errors.append(str(e))
                 await self._drop()
                 if attempt < self.retries:
@@ -130,7 +138,9 @@ class RemoteEnv(TurnEnv):
             raise RemoteEnvError(f"{self.ws_url}: step on another event loop than the reset's: reset again there")
         try:
             reply = await self._call(self._ws, {"type": "step", "data": wire.action_data(action)})
-        except _Retry as e:
+        except RemoteEnvError as e:
+            if not e.retryable:
+                raise
             await self._drop()
             self._in_episode = False
             raise RemoteEnvError(
@@ -160,16 +170,18 @@ class RemoteEnv(TurnEnv):
         import httpx
 
         try:
-            r = httpx.get(f"{self.http_url}/metadata", headers=self._headers(), timeout=self.connect_timeout)
+            r = httpx.get(
+                f"{self.http_url}/metadata",
+                headers=self._headers(),
+                timeout=self.connect_timeout,
+            )
         except httpx.HTTPError as e:
             raise RemoteEnvError(
                 f"cannot reach {self.http_url}/metadata ({type(e).__name__}: {e}): start the server first "
                 "(`turngym serve ENV_ID --port PORT`) or fix the URL"
             ) from None
         if r.status_code == 401:
-            raise RemoteEnvError(
-                f"{self.http_url} wants a token: pass token=... to make() or set {TOKEN_ENV}"
-            )
+            raise RemoteEnvError(f"{self.http_url} wants a token: pass token=... to make() or set {TOKEN_ENV}")
         if r.status_code != 200:
             raise RemoteEnvError(f"{self.http_url}/metadata answered HTTP {r.status_code}: is this a turngym server?")
         return r.json()
@@ -192,10 +204,12 @@ class RemoteEnv(TurnEnv):
             )
         except InvalidStatus as e:
             if e.response.status_code == 401:
-                raise RemoteEnvError(f"{self.ws_url} refused the token: pass token=... to make() or set {TOKEN_ENV}") from None
-            raise _Retry(f"HTTP {e.response.status_code} at connect") from None
-        except (OSError, asyncio.TimeoutError) as e:
-            raise _Retry(f"{type(e).__name__}: {e}") from None
+                raise RemoteEnvError(
+                    f"{self.ws_url} refused the token: pass token=... to make() or set {TOKEN_ENV}"
+                ) from None
+            raise RemoteEnvError(f"HTTP {e.response.status_code} at connect", retryable=True) from None
+        except (TimeoutError, OSError) as e:
+            raise RemoteEnvError(f"{type(e).__name__}: {e}", retryable=True) from None
         self._ws_loop = loop
         return self._ws
 
@@ -206,14 +220,14 @@ class RemoteEnv(TurnEnv):
             await ws.send(json.dumps(message))
             raw = await asyncio.wait_for(ws.recv(), self.step_timeout)
         except ConnectionClosed as e:
-            raise _Retry(f"connection closed ({e})") from None
-        except asyncio.TimeoutError:
-            raise _Retry(f"no reply in {self.step_timeout:g} s") from None
+            raise RemoteEnvError(f"connection closed ({e})", retryable=True) from None
+        except TimeoutError:
+            raise RemoteEnvError(f"no reply in {self.step_timeout:g} s", retryable=True) from None
         reply = json.loads(raw)
         if reply.get("type") == "error":
             err = reply.get("data", {})
             if err.get("code") in ("CAPACITY_REACHED", "SESSION_ERROR"):
-                raise _Retry(f"{err.get('code')}: {err.get('message')}")
+                raise RemoteEnvError(f"{err.get('code')}: {err.get('message')}", retryable=True)
             raise RemoteEnvError(f"{self.ws_url} answered {err.get('code')}: {err.get('message')}")
         return reply.get("data", {})
 
@@ -223,10 +237,6 @@ class RemoteEnv(TurnEnv):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(), 1)
         self._ws_loop = None
-
-
-class _Retry(Exception):
-    """A session that is gone or refused for now: a reset may try again on a fresh one."""
 
 
 def make_remote(id: str, **kwargs: Any) -> RemoteEnv:

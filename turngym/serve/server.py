@@ -30,15 +30,23 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import gymnasium
-from fastapi import APIRouter, FastAPI, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import (
+    APIRouter,
+    FastAPI,
+    Request,
+    Response,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import turngym
+from turngym.core.errors import ServeError
 from turngym.core.registry import env_info
 from turngym.core.wrappers import aclose
 from turngym.serve import episode, mcp, wire
-from turngym.serve.sessions import CapacityReached, EnvFactoryError, Session, Sessions
+from turngym.serve.sessions import Session, Sessions
 
 TOKEN_ENV = "TURNGYM_SERVE_TOKEN"
 SUBPROTOCOL_PREFIX = "bearer."
@@ -121,7 +129,11 @@ class EnvService:
                     "max_turns": getattr(env, "max_turns", None),
                     "action_format": None
                     if fmt is None
-                    else {"name": fmt.name, "describe": fmt.describe(), "pattern": fmt.pattern()},
+                    else {
+                        "name": fmt.name,
+                        "describe": fmt.describe(),
+                        "pattern": fmt.pattern(),
+                    },
                 }
             finally:
                 await aclose(env)
@@ -155,20 +167,27 @@ class EnvService:
 
         @r.post("/reset")
         async def http_reset(request: Request) -> Response:
-            return await self._http_call(request, lambda s, body: episode.reset(s, body, timeout=cfg.step_timeout))
+            return await self._http_call(
+                request,
+                lambda s, body: episode.reset(s, body, timeout=cfg.step_timeout),
+            )
 
         @r.post("/step")
         async def http_step(request: Request) -> Response:
             async def go(s: Session, body: dict[str, Any]) -> dict[str, Any]:
                 if not isinstance(body.get("action"), dict):
-                    raise episode.EpisodeError('POST /step takes {"action": {"text": ...}}')
+                    raise ServeError('POST /step takes {"action": {"text": ...}}')
                 return await episode.step(s, body["action"], timeout=cfg.step_timeout)
 
             return await self._http_call(request, go)
 
         @r.get("/state")
         async def http_state() -> dict[str, Any]:
-            return episode.state(self._http) if self._http is not None else wire.ServedState(env_id=self.env_id).model_dump()
+            return (
+                episode.state(self._http)
+                if self._http is not None
+                else wire.ServedState(env_id=self.env_id).model_dump()
+            )
 
         @r.post("/mcp")
         async def http_mcp(request: Request) -> Response:
@@ -194,7 +213,9 @@ class EnvService:
 
     # -- HTTP ------------------------------------------------------------------------------------
     async def _http_call(
-        self, request: Request, fn: Callable[[Session, dict[str, Any]], Awaitable[dict[str, Any]]]
+        self,
+        request: Request,
+        fn: Callable[[Session, dict[str, Any]], Awaitable[dict[str, Any]]],
     ) -> Response:
         try:
             body = json.loads(await request.body() or b"{}")
@@ -206,20 +227,22 @@ class EnvService:
             if self._http is None or self.sessions.get(self._http.id) is None:
                 try:
                     self._http = await self.sessions.open(self.env_id, _client(request), "http")
-                except CapacityReached as e:
-                    return JSONResponse({"detail": str(e), "code": "CAPACITY_REACHED"}, status_code=503)
-                except EnvFactoryError as e:
-                    return JSONResponse({"detail": str(e), "code": "FACTORY_ERROR"}, status_code=500)
+                except ServeError as e:
+                    status = 503 if e.code == "CAPACITY_REACHED" else 500
+                    return JSONResponse({"detail": str(e), "code": e.code}, status_code=status)
             session = self._http
             session.busy = True
             try:
                 return JSONResponse(await fn(session, body))
             except ValidationError as e:
                 return JSONResponse({"detail": e.errors(include_url=False)}, status_code=422)
-            except episode.EpisodeError as e:
+            except ServeError as e:
                 return JSONResponse({"detail": str(e)}, status_code=409)
-            except Exception as e:
-                return JSONResponse({"detail": f"{type(e).__name__}: {e}", "code": "EXECUTION_ERROR"}, status_code=500)
+            except Exception as e:  # noqa: BLE001 - the env raised: the episode is over, the server goes on
+                return JSONResponse(
+                    {"detail": f"{type(e).__name__}: {e}", "code": "EXECUTION_ERROR"},
+                    status_code=500,
+                )
             finally:
                 session.busy = False
                 session.touch()
@@ -237,14 +260,18 @@ class EnvService:
             session = self.sessions.get(header)
             if session is None or session.kind != "mcp":
                 return JSONResponse(
-                    mcp.error(mcp.INVALID_REQUEST, f"no MCP session {header!r} (closed, or idle too long): initialize again", rpc.get("id")),
+                    mcp.error(
+                        mcp.INVALID_REQUEST,
+                        f"no MCP session {header!r} (closed, or idle too long): initialize again",
+                        rpc.get("id"),
+                    ),
                     status_code=404,
                 )
             temporary = False
         else:
             try:
                 session = await self.sessions.open(self.env_id, _client(request), "mcp")
-            except (CapacityReached, EnvFactoryError) as e:
+            except ServeError as e:
                 return JSONResponse(mcp.error(mcp.INTERNAL_ERROR, str(e), rpc.get("id")))
             # a session for clients that initialize (the SDK's); one request's env for those that do not
             temporary = rpc["method"] != "initialize"
@@ -270,13 +297,9 @@ class EnvService:
         await websocket.accept(subprotocol=next((p for p in offered if not p.startswith(SUBPROTOCOL_PREFIX)), None))
         try:
             session = await self.sessions.open(self.env_id, _client(websocket), "ws")
-        except CapacityReached as e:
-            await _send_error(websocket, str(e), "CAPACITY_REACHED", active_sessions=e.active, max_sessions=e.limit)
-            await _close(websocket, 1013)
-            return
-        except EnvFactoryError as e:
-            await _send_error(websocket, str(e), "FACTORY_ERROR", factory_name=self.env_id)
-            await _close(websocket, 1011)
+        except ServeError as e:
+            await _send_error(websocket, str(e), e.code, **e.details)
+            await _close(websocket, 1013 if e.code == "CAPACITY_REACHED" else 1011)
             return
         task = asyncio.current_task()
         evicted: list[str] = []
@@ -329,11 +352,17 @@ class EnvService:
             session.busy = True
             try:
                 if not isinstance(data, dict):
-                    raise episode.EpisodeError('"data" must be a JSON object')
+                    raise ServeError('"data" must be a JSON object')
                 if kind == "reset":
-                    reply = {"type": "observation", "data": await episode.reset(session, data, timeout=timeout)}
+                    reply = {
+                        "type": "observation",
+                        "data": await episode.reset(session, data, timeout=timeout),
+                    }
                 elif kind == "step":
-                    reply = {"type": "observation", "data": await episode.step(session, data, timeout=timeout)}
+                    reply = {
+                        "type": "observation",
+                        "data": await episode.step(session, data, timeout=timeout),
+                    }
                 elif kind == "state":
                     reply = {"type": "state", "data": episode.state(session)}
                 elif kind == "mcp":
@@ -350,12 +379,17 @@ class EnvService:
                     )
                     continue
             except ValidationError as e:
-                await _send_error(websocket, "Invalid message", "VALIDATION_ERROR", errors=wire.jsonable(e.errors(include_url=False)))
+                await _send_error(
+                    websocket,
+                    "Invalid message",
+                    "VALIDATION_ERROR",
+                    errors=wire.jsonable(e.errors(include_url=False)),
+                )
                 continue
-            except episode.EpisodeError as e:
-                await _send_error(websocket, str(e), "EXECUTION_ERROR")
+            except ServeError as e:
+                await _send_error(websocket, str(e), e.code)
                 continue
-            except Exception as e:  # the env raised: the episode is over, the session goes on
+            except Exception as e:  # noqa: BLE001 - the env raised: the episode is over, the session goes on
                 await _send_error(websocket, f"{type(e).__name__}: {e}", "EXECUTION_ERROR")
                 continue
             finally:
@@ -433,7 +467,9 @@ class _Gate:
             length = dict(scope["headers"]).get(b"content-length")
             if length is not None and length.isdigit() and int(length) > self.max_bytes:
                 return await _respond(
-                    send, 413, f"the request has {int(length)} bytes, more than this server takes ({self.max_bytes}, --max-message-bytes)"
+                    send,
+                    413,
+                    f"the request has {int(length)} bytes, more than this server takes ({self.max_bytes}, --max-message-bytes)",
                 )
         return await self.app(scope, receive, send)
 
@@ -442,12 +478,16 @@ class _Gate:
         auth = headers.get(b"authorization", b"").decode("latin-1")
         candidates = [auth[7:].strip()] if auth[:7].lower() == "bearer " else []
         if scope["type"] == "websocket":
-            candidates += [p[len(SUBPROTOCOL_PREFIX) :] for p in scope.get("subprotocols", []) if p.startswith(SUBPROTOCOL_PREFIX)]
+            candidates += [
+                p[len(SUBPROTOCOL_PREFIX) :] for p in scope.get("subprotocols", []) if p.startswith(SUBPROTOCOL_PREFIX)
+            ]
         assert self.token is not None
         return any(hmac.compare_digest(c.encode(), self.token.encode()) for c in candidates)
 
 
-_DENIED = "a token is required: send 'Authorization: Bearer TOKEN' (or, for a WebSocket, the subprotocol 'bearer.TOKEN')"
+_DENIED = (
+    "a token is required: send 'Authorization: Bearer TOKEN' (or, for a WebSocket, the subprotocol 'bearer.TOKEN')"
+)
 
 
 async def _deny(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -460,7 +500,10 @@ async def _deny(scope: dict[str, Any], receive: Any, send: Any) -> None:
             {
                 "type": "websocket.http.response.start",
                 "status": 401,
-                "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"www-authenticate", b"Bearer"),
+                ],
             }
         )
         await send({"type": "websocket.http.response.body", "body": body})
@@ -468,13 +511,22 @@ async def _deny(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "websocket.close", "code": 1008, "reason": "unauthorized"})
 
 
-async def _respond(send: Any, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _respond(
+    send: Any,
+    status: int,
+    detail: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or [])],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -19,24 +20,14 @@ from typing import Any, Literal
 
 import gymnasium
 
+from turngym.core.errors import ServeError
 from turngym.core.wrappers import aclose
 
 SessionKind = Literal["ws", "mcp", "http"]
+log = logging.getLogger(__name__)
 
 #: how long closing one env may take before the session lets go of it
 CLOSE_TIMEOUT = 60.0
-
-
-class CapacityReached(RuntimeError):
-    """(Internal: answered as ``CAPACITY_REACHED``, never raised to a caller.) No new session: the server, or this client, holds the most sessions allowed."""
-
-    def __init__(self, message: str, active: int, limit: int) -> None:
-        super().__init__(message)
-        self.active, self.limit = active, limit
-
-
-class EnvFactoryError(RuntimeError):
-    """(Internal: answered as ``FACTORY_ERROR``.) The env of a new session could not be made."""
 
 
 @dataclass(eq=False)
@@ -95,28 +86,34 @@ class Sessions:
         return self._open.get(session_id)
 
     async def open(self, env_id: str, client: str, kind: SessionKind) -> Session:
-        """A new session with a fresh env; ``CapacityReached`` or ``EnvFactoryError`` if none can be had."""
+        """A new session with a fresh env; a ``ServeError`` (``CAPACITY_REACHED``, ``FACTORY_ERROR``) if none can be had."""
         active = len(self._open) + self._reserved
         if active >= self.max_sessions:
-            raise CapacityReached(
+            raise ServeError(
                 f"the server holds {active} sessions, its maximum (--max-sessions {self.max_sessions}): "
                 "close one or raise the limit",
-                active,
-                self.max_sessions,
+                "CAPACITY_REACHED",
+                active_sessions=active,
+                max_sessions=self.max_sessions,
             )
         mine = sum(s.client == client for s in self._open.values())
         if mine >= self.max_per_client:
-            raise CapacityReached(
+            raise ServeError(
                 f"client {client} holds {mine} sessions, the most one client may "
                 f"(--max-sessions-per-client {self.max_per_client}): close one or raise the limit",
-                mine,
-                self.max_per_client,
+                "CAPACITY_REACHED",
+                active_sessions=mine,
+                max_sessions=self.max_per_client,
             )
         self._reserved += 1
         try:
             env = self._make_env(env_id)
         except Exception as e:
-            raise EnvFactoryError(f"could not make {env_id}: {type(e).__name__}: {e}") from e
+            raise ServeError(
+                f"could not make {env_id}: {type(e).__name__}: {e}",
+                "FACTORY_ERROR",
+                factory_name=env_id,
+            ) from e
         finally:
             self._reserved -= 1
         self.envs_open += 1
@@ -130,8 +127,14 @@ class Sessions:
             return
         try:
             await asyncio.shield(asyncio.wait_for(aclose(session.env), CLOSE_TIMEOUT))
-        except (Exception, asyncio.CancelledError):  # a broken env must not keep the session alive
-            pass
+        except (Exception, asyncio.CancelledError) as e:  # noqa: BLE001 - a broken env must not keep the session alive
+            log.warning(
+                "closing %s's env %s failed: %s: %s",
+                session.env_id,
+                session.id,
+                type(e).__name__,
+                e,
+            )
         finally:
             self.envs_open -= 1
 
@@ -165,4 +168,7 @@ class Sessions:
             now = time.monotonic()
             for s in list(self._open.values()):
                 if not s.busy and now - s.last_active > self.idle_timeout:
-                    await self.evict(s, f"idle for more than {self.idle_timeout:g} s (--idle-timeout)")
+                    await self.evict(
+                        s,
+                        f"idle for more than {self.idle_timeout:g} s (--idle-timeout)",
+                    )

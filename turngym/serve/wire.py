@@ -77,7 +77,13 @@ def jsonable(value: Any) -> Any:
     return to_jsonable_python(value, fallback=str)
 
 
-def _payload(obs: Observation, reward: float | None, terminated: bool, truncated: bool, info: dict[str, Any]) -> dict:
+def _payload(
+    obs: Observation,
+    reward: float | None,
+    terminated: bool,
+    truncated: bool,
+    info: dict[str, Any],
+) -> dict:
     metadata = {
         "messages": [m.model_dump(mode="json", exclude_none=True) for m in obs.messages],
         "tools": [t.model_dump(mode="json") for t in obs.tools],
@@ -139,7 +145,13 @@ def step_result_of(payload: dict[str, Any]) -> StepResult:
     terminated = bool(metadata.get("terminated", done))
     truncated = bool(metadata.get("truncated", False))
     reward = payload.get("reward")
-    return observation_of(payload), float(reward or 0.0), terminated, truncated, dict(metadata.get("info", {}))
+    return (
+        observation_of(payload),
+        float(reward or 0.0),
+        terminated,
+        truncated,
+        dict(metadata.get("info", {})),
+    )
 
 
 def reset_result_of(payload: dict[str, Any]) -> ResetResult:
