@@ -38,9 +38,12 @@ if ! docker image inspect "$BASE" >/dev/null 2>&1; then
   rm -rf "$root"; trap - EXIT
 fi
 
-# 3. the project's images, FROM the base (rebuilt when the Dockerfiles change).
-if ! stamp_ok docker-images $(find turngym/sandboxes/images turngym/envs/tools/terminal_tasks -type f 2>/dev/null | sort) \
-     || ! docker image inspect turngym/sandbox:latest >/dev/null 2>&1; then
+# 3. the project's images, FROM the base (rebuilt when the Dockerfiles change). turngym/mcp:latest
+# (git and the MCP reference servers) fetches its wheels and .debs on the host first, into
+# ~/.cache/turngym/images/mcp, once per pin list: a rebuild needs no network.
+if ! stamp_ok docker-images $(find turngym/sandboxes/images turngym/envs/tools/terminal_tasks -type f -not -name '*.pyc' 2>/dev/null | sort) \
+     || ! docker image inspect turngym/sandbox:latest >/dev/null 2>&1 \
+     || ! docker image inspect turngym/mcp:latest >/dev/null 2>&1; then
   "$VENV/bin/turngym" sandbox build --base "$BASE"
-  stamp_set docker-images $(find turngym/sandboxes/images turngym/envs/tools/terminal_tasks -type f 2>/dev/null | sort)
+  stamp_set docker-images $(find turngym/sandboxes/images turngym/envs/tools/terminal_tasks -type f -not -name '*.pyc' 2>/dev/null | sort)
 fi

@@ -1,6 +1,9 @@
 """The project's Dockerfiles (one directory per image) and how they are built.
 
-    turngym/sandboxes/images/sandbox/Dockerfile  ->  turngym/sandbox:latest
+    turngym/sandboxes/images/sandbox/Dockerfile  ->  turngym/sandbox:latest   (FROM the base)
+    turngym/sandboxes/images/<name>/Dockerfile   ->  turngym/<name>:latest     (FROM turngym/sandbox:latest)
+
+A directory may list wheels and Debian packages to fetch on the host first (``fetch.py``).
 
 Every Dockerfile starts with ``ARG BASE`` and ``FROM ${BASE}``, so ``turngym sandbox build --base
 IMAGE`` rebuilds the family on another base. Where no image registry is reachable, the default base
@@ -16,6 +19,7 @@ from typing import Any
 from turngym.core.errors import SandboxError
 
 DEFAULT_BASE = "turngym/base:bookworm"
+SANDBOX_IMAGE = "turngym/sandbox:latest"
 IMAGES_DIR = Path(__file__).parent
 
 
@@ -29,17 +33,21 @@ class ImageSpec:
 
 
 def project_images() -> list[ImageSpec]:
-    """The sandboxes' own images, in build order."""
-    return [ImageSpec(f"turngym/{d.name}:latest", d) for d in sorted(IMAGES_DIR.iterdir()) if (d / "Dockerfile").is_file()]
+    """The sandboxes' own images, in build order: the sandbox image, then the images built on it."""
+    dirs = sorted((d for d in IMAGES_DIR.iterdir() if (d / "Dockerfile").is_file()), key=lambda d: d.name != "sandbox")
+    return [ImageSpec(f"turngym/{d.name}:latest", d, base=None if d.name == "sandbox" else SANDBOX_IMAGE) for d in dirs]
 
 
 def build_image(client: Any, spec: ImageSpec, *, base: str = DEFAULT_BASE) -> str:
     """Build one image (no network during the build); returns its id."""
     import docker.errors
 
+    from turngym.sandboxes.images.fetch import prepare_context
+
     try:
+        context = prepare_context(client, spec.context, spec.base or base)
         image, _logs = client.images.build(
-            path=str(spec.context),
+            path=str(context),
             tag=spec.tag,
             buildargs={"BASE": spec.base or base},
             network_mode="none",
