@@ -4,11 +4,13 @@ instead of skipping it: those tests must run for real."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def require(ok: bool, reason: str) -> None:
@@ -18,6 +20,22 @@ def require(ok: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
+
+
+def run_in_venv(
+    venv: str, script: Path, *args: object, setup: str, env: dict[str, str] | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` under the python of the repository's virtualenv ``venv`` (``.venv-vllm``, ``.venv-trl``: the
+    packages that pin their own versions and so stay out of .venv) from the repository root, with a bare
+    environment: PATH, HOME under .cache, one OpenMP thread, plus ``env``. Skips locally, fails in CI, where the
+    virtualenv is missing; ``setup`` is the set-up step that makes it."""
+    python = REPO / venv / "bin" / "python"
+    require(python.exists(), f"the virtualenv {venv} is missing: run bash {setup}")
+    return subprocess.run(
+        [str(python), str(script), *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(REPO / ".cache"), "OMP_NUM_THREADS": "1", **(env or {})},
+    )
 
 
 def chromium_of_this_process() -> list[int]:

