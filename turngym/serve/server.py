@@ -436,18 +436,21 @@ def create_app(config: ServeConfig) -> FastAPI:
         finally:
             await sessions.stop()
 
-    app = FastAPI(
-        title="turngym env server",
-        version=OPENENV_HTTP_VERSION,
-        description="turngym envs over the OpenEnv wire protocol: " + ", ".join(config.env_ids),
-        lifespan=lifespan,
-    )
+    def env_app(env_id: str, **kwargs: Any) -> FastAPI:
+        # one FastAPI app per env, so each has its own /openapi.json (`openenv validate URL/<env id>` reads it)
+        app = FastAPI(
+            title=f"turngym: {env_id}",
+            version=OPENENV_HTTP_VERSION,
+            description=f"{env_id} over the OpenEnv wire protocol, served by turngym",
+            **kwargs,
+        )
+        app.include_router(EnvService(env_id, sessions, config).router())
+        return app
+
+    app = env_app(config.env_ids[0], lifespan=lifespan)
     app.state.sessions = sessions
-    for i, env_id in enumerate(config.env_ids):
-        router = EnvService(env_id, sessions, config).router()
-        if i == 0:
-            app.include_router(router)
-        app.include_router(router, prefix="/" + env_id)
+    for env_id in config.env_ids:
+        app.mount("/" + env_id, env_app(env_id))
     return _Gate(app, token=config.token, max_bytes=config.max_message_bytes)  # type: ignore[return-value]
 
 
