@@ -46,7 +46,10 @@ def served(*args: str, env: dict[str, str] | None = None, port: int = 0, ready_s
     (SIGTERM, then SIGKILL after 20 s)."""
     proc = subprocess.Popen(
         [str(TURNGYM), "serve", *args, "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
         env={**os.environ, "COLUMNS": "400", **(env or {})},
     )
     try:
@@ -87,7 +90,9 @@ def wait_for(pred: Any, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def expert_plan(env_id: str, seeds: list[int], max_steps: int = 30) -> tuple[list[dict[str, Any]], list[list[list[Any]]]]:
+def expert_plan(
+    env_id: str, seeds: list[int], max_steps: int = 30
+) -> tuple[list[dict[str, Any]], list[list[list[Any]]]]:
     """Play ``env_id`` in-process with its scripted expert: the plan (seed and wire actions of each episode)
     and the transcripts ([text, reward, done] after the reset and after each step)."""
     return asyncio.run(_expert_plan(env_id, seeds, max_steps))
@@ -122,6 +127,8 @@ def openenv_play(url: str, plan: list[dict[str, Any]], tmp_path: Path, **headers
 
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps({"plan": plan, "headers": headers}))
-    out = run_in_venv(".venv-openenv", HERE / "openenv_play.py", url, plan_file, setup="scripts/setup/65-openenv.sh", timeout=300)
+    out = run_in_venv(
+        ".venv-openenv", HERE / "openenv_play.py", url, plan_file, setup="scripts/setup/65-openenv.sh", timeout=300
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])

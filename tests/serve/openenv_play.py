@@ -6,11 +6,12 @@ against a served env and prints the transcripts as one JSON line.
 
 import json
 import sys
+from pathlib import Path
 
 from openenv.core.generic_client import GenericEnvClient
 
 url, plan_file = sys.argv[1], sys.argv[2]
-spec = json.loads(open(plan_file).read())
+spec = json.loads(Path(plan_file).read_text())
 transcripts = []
 with GenericEnvClient(base_url=url, message_timeout_s=180, headers=spec.get("headers") or None).sync() as env:
     for episode in spec["plan"]:

@@ -32,7 +32,9 @@ def test_generic_env_client_plays_like_in_process(env_id, tmp_path):
         assert got["transcripts"] == expected
         assert got["transcripts"][-1][-1][2] is True  # the expert's last step ended the episode
         state = got["state"]
-        assert state["env_id"] == env_id and state["seed"] == seeds[-1] and state["step_count"] == len(plan[-1]["actions"])
+        assert (
+            state["env_id"] == env_id and state["seed"] == seeds[-1] and state["step_count"] == len(plan[-1]["actions"])
+        )
         # the client closed its session: its env (sandbox, browser context) is closed with it
         wait_for(lambda: health(srv.url)["envs_open"] == 0, 30, "the session's env closed")
 
