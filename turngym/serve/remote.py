@@ -167,19 +167,22 @@ class RemoteEnv(TurnEnv):
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def _fetch_metadata(self) -> dict[str, Any]:
+        """GET /metadata, retried with back-off while the server is away (a restart between episodes)."""
+        import time
+
         import httpx
 
-        try:
-            r = httpx.get(
-                f"{self.http_url}/metadata",
-                headers=self._headers(),
-                timeout=self.connect_timeout,
-            )
-        except httpx.HTTPError as e:
-            raise RemoteEnvError(
-                f"cannot reach {self.http_url}/metadata ({type(e).__name__}: {e}): start the server first "
-                "(`turngym serve ENV_ID --port PORT`) or fix the URL"
-            ) from None
+        for attempt in range(self.retries + 1):
+            try:
+                r = httpx.get(f"{self.http_url}/metadata", headers=self._headers(), timeout=self.connect_timeout)
+                break
+            except httpx.HTTPError as e:
+                if attempt == self.retries:
+                    raise RemoteEnvError(
+                        f"cannot reach {self.http_url}/metadata ({type(e).__name__}: {e}): start the server first "
+                        "(`turngym serve ENV_ID --port PORT`) or fix the URL"
+                    ) from None
+                time.sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])
         if r.status_code == 401:
             raise RemoteEnvError(f"{self.http_url} wants a token: pass token=... to make() or set {TOKEN_ENV}")
         if r.status_code != 200:

@@ -349,10 +349,20 @@ class EnvService:
             data = msg.get("data", {}) if isinstance(msg, dict) else None
             if kind == "close":
                 return
+            if kind not in ("reset", "step", "state", "mcp"):
+                await _send_error(
+                    websocket,
+                    f"Unknown message type: {kind!r}; this server takes reset, step, state, close, mcp",
+                    "UNKNOWN_TYPE",
+                )
+                continue
+            if not isinstance(data, dict):
+                await _send_error(
+                    websocket, f'"data" must be a JSON object, not {type(data).__name__}', "VALIDATION_ERROR"
+                )
+                continue
             session.busy = True
             try:
-                if not isinstance(data, dict):
-                    raise ServeError('"data" must be a JSON object')
                 if kind == "reset":
                     reply = {
                         "type": "observation",
@@ -371,13 +381,6 @@ class EnvService:
                     if answer is None:
                         continue
                     reply = {"type": "mcp", "data": answer}
-                else:
-                    await _send_error(
-                        websocket,
-                        f"Unknown message type: {kind!r}; this server takes reset, step, state, close, mcp",
-                        "UNKNOWN_TYPE",
-                    )
-                    continue
             except ValidationError as e:
                 await _send_error(
                     websocket,
