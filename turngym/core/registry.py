@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import os
 import shutil
 import warnings
 from collections.abc import Callable
@@ -297,8 +298,8 @@ def _requirement_missing(req: str) -> str | None:
         return None if _module_present(name) else f"the Python package providing {name!r} is not installed (make setup)"
     if kind == "bin":
         return None if find_program(name) else f"the program {name!r} is not on PATH (apt-get install {name})"
-    if kind == "docker":
-        return _docker_missing()
+    if kind == "docker":  # TURNGYM_SANDBOX=local (sandboxes/local.py): commands run in this place, no engine needed
+        return None if os.environ.get("TURNGYM_SANDBOX", "").strip().lower() == "local" else _docker_missing()
     if kind == "browser":
         return _browser_missing()
     return f"unknown requirement {req!r}"

@@ -4,6 +4,9 @@ At every ``areset`` the env gives its sandbox back to the warm pool (cleaned the
 background) and takes a clean one: the episode sees a lease, not a container start. Envs with the
 same sandbox config on one event loop share a pool; ``aclose`` returns the sandbox and leaves the
 pool (the last env out closes it). A sandbox that broke mid-episode is replaced by the pool.
+With ``TURNGYM_SANDBOX=local`` (set inside a ``turngym serve --docker`` container, which has no
+Docker engine to reach) the sandboxes are ``LocalSandbox`` es from a ``LocalPool`` instead: the
+commands run in that container.
 
 Subclasses implement ``areset``/``astep`` and call ``await self.fresh_sandbox()`` in ``areset``.
 Tool actions come as native ``tool_calls`` or as tagged blocks: ``tool_format(...)`` builds either.
@@ -20,6 +23,7 @@ from turngym.core.env import TurnEnv
 from turngym.core.errors import SandboxError
 from turngym.core.types import Action, Message, Observation, ToolCall, ToolSpec
 from turngym.sandboxes.docker import DockerSandbox, SandboxConfig
+from turngym.sandboxes.local import LocalPool, local_mode
 from turngym.sandboxes.pool import SandboxPool
 
 ActionStyle = Literal["native", "tagged"]
@@ -55,7 +59,9 @@ class SandboxEnv(TurnEnv):
         if self._pool is not None and (self._pool.config != config or self._pool_loop != loop):
             await self._leave_pool()
         if self._pool is None:
-            if self._given_pool is not None and self._given_pool.config == config:
+            if local_mode():  # inside a `turngym serve --docker` container: commands run right here
+                self._pool = await LocalPool.shared(config)  # type: ignore[assignment]
+            elif self._given_pool is not None and self._given_pool.config == config:
                 self._pool = self._given_pool
                 await self._pool.start()
             else:
