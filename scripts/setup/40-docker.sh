@@ -43,7 +43,8 @@ fi
 # ~/.cache/turngym/images/mcp, once per pin list: a rebuild needs no network.
 if ! stamp_ok docker-images $(find turngym/sandboxes/images turngym/envs/tools/terminal_tasks -type f -not -name '*.pyc' 2>/dev/null | sort) \
      || ! docker image inspect turngym/sandbox:latest >/dev/null 2>&1 \
-     || ! docker image inspect turngym/mcp:latest >/dev/null 2>&1; then
+     || ! docker image inspect turngym/mcp:latest >/dev/null 2>&1 \
+     || ! docker image inspect turngym/serve:latest >/dev/null 2>&1; then
   "$VENV/bin/turngym" sandbox build --base "$BASE"
   stamp_set docker-images $(find turngym/sandboxes/images turngym/envs/tools/terminal_tasks -type f -not -name '*.pyc' 2>/dev/null | sort)
 fi

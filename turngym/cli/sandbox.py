@@ -34,12 +34,14 @@ def build(
     from turngym.core.errors import SandboxError
     from turngym.envs.tools.terminal import task_images
     from turngym.sandboxes.images import DEFAULT_BASE, ImageSpec, build_image, project_images
+    from turngym.serve.docker import SERVE_IMAGE, build_serve_image
 
     client = _client()
     specs = project_images() + [ImageSpec(tag, path, base="turngym/sandbox:latest") for tag, path in task_images()]
+    serve_image = only in (None, SERVE_IMAGE)  # `turngym serve --docker`'s, FROM the sandbox image (last)
     if only:
         specs = [s for s in specs if s.tag == only]
-        if not specs:
+        if not specs and not serve_image:
             typer.echo(f"error: no image {only!r}; the images are {', '.join(s.tag for s in project_images())} ...", err=True)
             raise typer.Exit(2)
     for spec in specs:
@@ -49,6 +51,13 @@ def build(
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(1) from None
         typer.echo(f"built {spec.tag} ({image_id[7:19]}) from {spec.context}")
+    if serve_image:
+        try:
+            image_id = build_serve_image(client, log=typer.echo)
+        except SandboxError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"built {SERVE_IMAGE} ({image_id[7:19]}) from turngym/sandboxes/images/serve and this turngym")
 
 
 @app.command("ls")

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
 
 from turngym.cli._common import USAGE, console, fail, fail_on
 from turngym.core.errors import TurngymError
+
+if TYPE_CHECKING:
+    from turngym.serve.docker import DockerServer
+    from turngym.serve.server import ServeConfig
 
 
 def serve(
@@ -42,6 +47,14 @@ def serve(
         str,
         typer.Option("--kwargs", help="JSON object of keyword arguments for every env"),
     ] = "{}",
+    docker: Annotated[
+        bool,
+        typer.Option(
+            "--docker",
+            help="run the server in a turngym container (sandbox limits, no network; tool envs run their "
+            "commands in it) and forward host:port to it; builds turngym/serve:latest when needed",
+        ),
+    ] = False,
 ) -> None:
     """Serve envs over the OpenEnv wire protocol: WebSocket sessions at /ws (one env instance each), HTTP
     /reset /step /state /health /metadata /schema, and the env's tools over MCP at /mcp. Play one from
@@ -100,9 +113,39 @@ def serve(
         console.print(f"play it: turngym.make({'remote/' + ws!r})", highlight=False)
         console.file.flush()
 
+    if docker:
+        if uds is not None:
+            raise fail("--uds and --docker exclude each other: --docker listens on --host/--port", USAGE)
+        _serve_in_docker(config, ready)
+        return
     try:
         run(config, on_ready=ready)
     except OSError as e:
         raise fail(
             f"cannot listen on {uds or f'{host}:{port}'}: {e}; pick another --port (0 picks a free one)"
+        ) from None
+
+
+def _serve_in_docker(config: ServeConfig, ready: Callable[[str], None]) -> None:
+    """``--docker``: the same server in a container (turngym.serve.docker), reached through a local proxy."""
+    from turngym.serve.docker import serve_in_docker
+
+    def started(server: DockerServer) -> None:
+        console.print(
+            f"container {server.container_id[:12]} ({server.limits.image}; network none, user {server.user}, "
+            f"{server.limits.memory} memory, {server.limits.cpus:g} CPU) healthy in {server.startup_seconds:.2f}s",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    def log(message: str) -> None:
+        console.print(message, highlight=False, soft_wrap=True)
+
+    try:
+        serve_in_docker(config, on_ready=ready, on_started=started, log=log)
+    except TurngymError as e:
+        raise fail_on(e) from None
+    except OSError as e:
+        raise fail(
+            f"cannot listen on {config.host}:{config.port}: {e}; pick another --port (0 picks a free one)"
         ) from None

@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import importlib.metadata
 import json
+import operator
 import os
 import shutil
 import signal
@@ -41,14 +43,23 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import turngym
 from turngym.core.errors import SandboxError
 from turngym.sandboxes.docker import SandboxConfig
 from turngym.sandboxes.local import MODE_ENV, WORKDIR_ENV
-from turngym.sandboxes.reaper import LABEL, docker_client, install_exit_cleanup, owner_labels, reap, remove_container
-from turngym.serve.server import ServeConfig
+from turngym.sandboxes.reaper import (
+    LABEL,
+    docker_client,
+    install_exit_cleanup,
+    owner_labels,
+    reap,
+    remove_container,
+)
+
+if TYPE_CHECKING:
+    from turngym.serve.server import ServeConfig
 
 SERVE_IMAGE = "turngym/serve:latest"
 BASE_IMAGE = "turngym/sandbox:latest"
@@ -125,7 +136,7 @@ def _prepare_context(client: Any, base: str, log: Callable[[str], None]) -> Path
     constraints = _host_constraints()
     requirements = (IMAGE_DIR / "requirements.txt").read_text()
     base_id = client.images.get(base).id
-    key = hashlib.sha256("\0".join([base_id, requirements, constraints]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{base_id}\x00{requirements}\x00{constraints}".encode()).hexdigest()[:16]
     wheels, stamp = root / "wheels", root / ".fetched"
     if not (stamp.is_file() and stamp.read_text() == key):
         log(f"fetching the wheels of {SERVE_IMAGE} into {wheels} (once per set of versions)")
@@ -164,7 +175,7 @@ def _fetch_wheels(client: Any, base: str, root: Path, wheels: Path) -> None:
     platforms = [f"manylinux_2_{m}_{machine}" for m in range(17, glibc_minor + 1)]
     target = ["--only-binary=:all:", "--python-version", f"{major}.{minor}", "--implementation", "cp",
               "--abi", f"cp{major}{minor}", "--platform", f"manylinux2014_{machine}",
-              *sum((["--platform", p] for p in platforms), [])]  # fmt: skip
+              *functools.reduce(operator.iadd, (["--platform", p] for p in platforms), [])]  # fmt: skip
     _pip(["download", *target, "--find-links", str(wheels), "-d", str(wheels), "-r", str(IMAGE_DIR / "requirements.txt"),
           "-c", str(root / "constraints.txt")], what="downloading the wheels of images/serve/requirements.txt")  # fmt: skip
     _pip(["download", *target, "-d", str(wheels / "pip"), pins.get("pip", "pip")], what="downloading pip's wheel")
@@ -172,7 +183,7 @@ def _fetch_wheels(client: Any, base: str, root: Path, wheels: Path) -> None:
 
 def _pip(args: list[str], *, what: str) -> None:
     cmd = [sys.executable, "-m", "pip", *args, "--quiet", "--disable-pip-version-check"]
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if r.returncode != 0:
         raise SandboxError(
             f"{what} failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-800:]}; check that the package "
@@ -258,7 +269,7 @@ class DockerServer:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
 
-    async def __aenter__(self) -> DockerServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -387,7 +398,7 @@ async def _health(sock: Path) -> bool:
         await writer.drain()
         head = await asyncio.wait_for(reader.readline(), 5)
         return b" 200 " in head
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
     finally:
         writer.close()
@@ -441,7 +452,7 @@ def _watch_owner(fifo: str) -> None:
 
 def container_main() -> None:
     """The container's command: the server of ``$TURNGYM_SERVE_CONFIG`` on its Unix socket."""
-    from turngym.serve.server import serve
+    from turngym.serve.server import ServeConfig, serve
 
     config = ServeConfig.model_validate_json(os.environ[CONFIG_ENV])
     fifo = os.environ.get(OWNER_FIFO_ENV)
