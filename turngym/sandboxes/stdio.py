@@ -253,7 +253,10 @@ class McpConnection:
         except BaseException as e:  # reported through _ready or error
             self.error = e
             if not self._ready.done():
-                self._ready.set_exception(e)
+                if isinstance(e, asyncio.CancelledError):
+                    self._ready.cancel()
+                else:
+                    self._ready.set_exception(e)
             if not isinstance(e, Exception):
                 raise
         finally:

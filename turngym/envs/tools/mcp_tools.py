@@ -159,7 +159,8 @@ def answer_matches(answer: str, expected: str, match: str) -> bool:
 
 
 def _normalize(text: str) -> str:
-    return " ".join(text.strip().strip("`'\"").rstrip(".").split()).casefold()
+    """Case, spacing, surrounding quotes or backticks and a final full stop ignored."""
+    return " ".join(re.sub(r"^[\s`'\"]+|[\s`'\".]+$", "", text).split()).casefold()
 
 
 class MCPToolsEnv(SandboxEnv):
@@ -256,7 +257,7 @@ class MCPToolsEnv(SandboxEnv):
         sandbox = self.require_sandbox()
         task = self.task
         script = task.expected if task.expected is not None else task.check
-        r = await sandbox.exec(["bash", "-c", script], task.timeout, env={"ANSWER": answer})
+        r = await sandbox.exec(["bash", "-e", "-o", "pipefail", "-c", script], task.timeout, env={"ANSWER": answer})
         if task.check is not None:
             return r.ok
         if not r.ok:
