@@ -45,8 +45,8 @@ keyword); characters other than letters, digits and ``_`` become ``_`` on their 
 Limits: the tools run synchronously (TRL calls them one after another); images in observations are left
 out of the text; a final answer written without a tool call is not sent to the env (TRL ends the rollout
 there), so an env that rewards a plain-text final answer needs its answer as a tool. The env is closed
-when the instance is garbage-collected (TRL never closes it); ``turngym sandbox gc`` removes containers
-whose process is gone.
+when the instance is garbage-collected (TRL never closes it); at exit the sandboxes' own clean-up removes
+this process's containers, and ``turngym sandbox gc`` those whose process is gone.
 """
 
 from __future__ import annotations
@@ -119,7 +119,10 @@ class TurngymEnvironment:
 
     def __init__(self) -> None:
         self.env = turngym.make(self.env_id, **self.env_kwargs)
+        # closed when the instance is collected; at exit the sandboxes' own clean-up runs instead (the
+        # thread pools an async env closes through are gone by the time a finalizer would run)
         self._closer = weakref.finalize(self, self.env.close)
+        self._closer.atexit = False
         self.reward = 0.0
         self.done = False
         self.success: bool | None = None
