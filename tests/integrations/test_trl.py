@@ -436,6 +436,21 @@ def test_terminal_tools() -> None:
     assert get_json_schema(env.bash)["function"]["parameters"]["required"] == [
         "command"
     ]
+    # an episode: the calls reach the container as the env's native tool calls
+    try:
+        assert "You are in /work" in env.reset(seed=0)
+        assert env.bash(command="echo hi") == "hi\n"
+        assert env.submit().endswith(
+            "The checker gave reward 0.\n\nThe episode is over."
+        )
+        assert (env.turns, env.done, env.success, env.get_reward()) == (
+            2,
+            True,
+            False,
+            0.0,
+        )
+    finally:
+        env.env.close()
 
 
 # -- TRL itself -------------------------------------------------------------------------------------
