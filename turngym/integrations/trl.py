@@ -80,7 +80,7 @@ __all__ = ["TurngymEnvironment", "environment_factory"]
 TEXT_FORMATS = (FreeText, BracketedMove, TaggedBlock)
 #: names TRL treats specially, and the attributes of an instance: no tool method may take them
 _RESERVED = frozenset(
-    {
+    [
         "reset",
         "get_reward",
         "env",
@@ -92,8 +92,9 @@ _RESERVED = frozenset(
         "success",
         "turns",
         "info",
-    }
+    ]
 )
+#: JSON schema types and the Python types transformers' get_json_schema maps back to them
 _JSON_TYPES: dict[str, Any] = {
     "string": str,
     "integer": int,
@@ -133,13 +134,8 @@ class TurngymEnvironment:
         """Start an episode: seeded by the dataset row's ``seed`` column when it has one. Returns the first
         observation's text."""
         obs, info = self.env.reset(seed=_seed_of(row, self.env_id))
-        self.reward, self.done, self.success, self.turns, self.info = (
-            0.0,
-            False,
-            None,
-            0,
-            info,
-        )
+        self.reward, self.done, self.success, self.turns = 0.0, False, None, 0
+        self.info = info
         return _text(obs)
 
     def get_reward(self) -> float:
