@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from turngym.core.actions import ActionFormat
 from turngym.core.env import ResetResult, StepResult, TurnEnv
-from turngym.core.errors import RemoteEnvError
+from turngym.core.errors import ConfigError, RemoteEnvError
 from turngym.core.types import Action
 from turngym.serve import wire
 
@@ -162,6 +162,14 @@ class RemoteEnv(TurnEnv):
                 await asyncio.wait_for(ws.close(), 5)
         self._ws_loop = None
 
+    def close(self) -> None:
+        """Close the session (a no-op where none is open, so it is safe inside a running event loop too)."""
+        if self._ws is not None:
+            super().close()
+        elif self._loop is not None:
+            self._loop.close()
+            self._loop = None
+
     # -- internals ------------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -242,6 +250,16 @@ class RemoteEnv(TurnEnv):
         self._ws_loop = None
 
 
+_OPTIONS = ("token", "connect_timeout", "step_timeout", "retries", "render_mode")
+
+
 def make_remote(id: str, **kwargs: Any) -> RemoteEnv:
-    """``turngym.make("remote/<url>", **kwargs)``."""
+    """``turngym.make("remote/<url>", **kwargs)``: ``kwargs`` are the client's options; the served env's own
+    keyword arguments are the server's (``turngym serve ID --kwargs '{...}'``)."""
+    unknown = sorted(set(kwargs) - set(_OPTIONS))
+    if unknown:
+        raise ConfigError(
+            f"{id} got env keyword arguments {unknown}: a served env is made by its server, so give them there "
+            f"(`turngym serve ENV_ID --kwargs '{{\"{unknown[0]}\": ...}}'`); a remote env takes only {', '.join(_OPTIONS)}"
+        )
     return RemoteEnv(id[len(PREFIX) :], **kwargs)
