@@ -456,7 +456,14 @@ def test_terminal_tools() -> None:
 # -- TRL itself -------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_grpo_trainer_trains_on_a_turngym_env(tmp_path: Path) -> None:
-    """2 GRPOTrainer steps in .venv-trl; the worker's docstring says what is real and what is scripted."""
+    """2 GRPOTrainer steps on CPU in .venv-trl (trl_worker.py), on environment_factory("turngym/GuessNumber-v0").
+
+    Real: TRL 1.16's GRPOTrainer end to end (prompt rendering with the generated tool schema, tool-call
+    parsing, the tool loop calling the class's ``act``, ``get_reward`` scoring, the loss and the optimizer
+    step), the turngym env, and the tiny random-weight model with a real tokenizer (mistral-common's),
+    which the step trains. Scripted: the model's ``generate`` only, replaced on the instance by a player
+    that writes valid Qwen-style tool calls (binary search from the env's hints; half the group gives up
+    after one guess, so the group's rewards differ), since a random model almost never writes one."""
     from tests.agents.conftest import tiny_model
 
     model = tiny_model("tiny")
