@@ -199,3 +199,19 @@ async def test_with_a_token_every_request_without_it_gets_401_and_touches_no_env
         env = turngym.make(f"remote/ws://127.0.0.1:{srv.port}", token="s3cret")
         assert (await env.areset(seed=2))[1]["instance_hash"]
         await env.aclose()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["turngym/GuesNumber-v0"], "Did you mean 'turngym/GuessNumber-v0'"),
+        (["turngym/GuessNumber-v0", "--kwargs", "{high: 3"], "--kwargs"),
+        (["turngym/GuessNumber-v0", "--max-sessions", "0"], "--max-sessions"),
+    ],
+)
+def test_a_mistake_on_the_command_line_is_one_paragraph(args, says):
+    out = subprocess.run(
+        [str(TURNGYM), "serve", *args, "--port", "0"],
+        capture_output=True, text=True, timeout=60, check=False, env={"PATH": "/usr/bin:/bin", "COLUMNS": "400"},
+    )
+    assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr, out.stderr
