@@ -215,3 +215,12 @@ def test_a_mistake_on_the_command_line_is_one_paragraph(args, says):
         capture_output=True, text=True, timeout=60, check=False, env={"PATH": "/usr/bin:/bin", "COLUMNS": "400"},
     )
     assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_turngym_envs_check_passes_on_a_remote_env(game):
+    """Gymnasium's check_env and turngym's own checks (same seed, same instance; garbage actions answered) hold
+    for a served env seen through `remote/`."""
+    out = subprocess.run(
+        [str(TURNGYM), "envs", "check", game.remote], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -23,6 +23,8 @@ import os
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import gymnasium
+
 from turngym.core.actions import ActionFormat
 from turngym.core.env import ResetResult, StepResult, TurnEnv
 from turngym.core.errors import ConfigError, RemoteEnvError
@@ -105,6 +107,7 @@ class RemoteEnv(TurnEnv):
 
     # -- the four entry points (async; the sync pair comes from TurnEnv) ---------------------------
     async def areset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> ResetResult:
+        gymnasium.Env.reset(self, seed=seed)  # seeds self.np_random, as Gymnasium's checker expects
         data: dict[str, Any] = {}
         if seed is not None:
             data["seed"] = seed
