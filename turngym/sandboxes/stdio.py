@@ -68,6 +68,11 @@ class StdioProcess:
         cwd: str | None = None,
     ) -> StdioProcess:
         """Start ``cmd`` in the sandbox's container as the sandbox's user, with stdin attached."""
+        if not isinstance(sandbox, DockerSandbox):
+            raise SandboxError(
+                f"a stdio server needs a Docker sandbox (docker exec), got {type(sandbox).__name__}: "
+                "TURNGYM_SANDBOX=local has no container to run it in; unset TURNGYM_SANDBOX where Docker is reachable"
+            )
         if not sandbox.healthy:
             raise SandboxError(f"cannot start {list(cmd)} in sandbox {sandbox.id[:12]}: it is {sandbox.broken or 'closed'}")
         pidfile = f"/tmp/.turngym-stdio-{secrets.token_hex(6)}.pid"
@@ -229,13 +234,14 @@ class McpConnection:
     async def aclose(self) -> None:
         """End the session and the server. Safe to call twice."""
         self._stop.set()
+        if self._owner is not None and not self._ready.done():
+            self._owner.cancel()  # still initializing: nothing to end gracefully
         if self._owner is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._owner), 10)
+            # asyncio.wait: the owner's own end (even cancelled) is not raised here, a cancel of ours is
+            await asyncio.wait({self._owner}, timeout=10)
             if not self._owner.done():
                 self._owner.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._owner
+                await asyncio.wait({self._owner}, timeout=10)
         await self.proc.aclose()
 
     async def _own(self) -> None:
