@@ -212,7 +212,11 @@ async def test_with_a_token_every_request_without_it_gets_401_and_touches_no_env
 def test_a_mistake_on_the_command_line_is_one_paragraph(args, says):
     out = subprocess.run(
         [str(TURNGYM), "serve", *args, "--port", "0"],
-        capture_output=True, text=True, timeout=60, check=False, env={"PATH": "/usr/bin:/bin", "COLUMNS": "400"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "400"},
     )
     assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr, out.stderr
 
@@ -224,3 +228,19 @@ def test_turngym_envs_check_passes_on_a_remote_env(game):
         [str(TURNGYM), "envs", "check", game.remote], capture_output=True, text=True, timeout=120, check=False
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_random_agent_plays_the_same_episodes_remotely_with_legal_actions(game):
+    """With ``legal_actions=True`` the server sends the env's legal replies, so the random agent picks among them
+    as it does in-process: the same actions, the same returns."""
+    from turngym.agents.runner import group_tasks, run_episodes
+    from turngym.agents.scripted import RandomAgent
+
+    def play(env_id, **kwargs):
+        tasks = group_tasks(env_id, seeds=range(4), group_size=1, env_kwargs=kwargs)
+        return asyncio.run(run_episodes(tasks, RandomAgent(seed=3), concurrency=2))
+
+    local, remote = play("turngym/GuessNumber-v0"), play(game.remote, legal_actions=True)
+    assert [[t.action for t in e.turns] for e in remote] == [[t.action for t in e.turns] for e in local]
+    assert [e.total_return for e in remote] == [e.total_return for e in local]
+    assert all(e.error is None for e in remote)

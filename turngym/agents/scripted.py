@@ -41,6 +41,12 @@ class ScriptedAgent(Agent):
 
     async def start(self, env: gymnasium.Env, *, seed: int | None) -> Policy:
         spec = env.spec
+        if spec is None and hasattr(env.unwrapped, "ws_url"):  # a remote/<url> env (turngym.serve.remote)
+            raise ConfigError(
+                "the scripted agent plays an env's expert, which reads the env's state in-process; a remote env has "
+                "none here: evaluate --agent scripted where the env runs (the server's id), or use --agent random "
+                "or an LLM agent"
+            )
         if spec is None:
             raise ConfigError("the scripted agent needs a registered env (env.spec is None)")
         info = env_info(spec.id)

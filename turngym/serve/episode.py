@@ -22,7 +22,7 @@ from turngym.serve.sessions import Session
 async def reset(session: Session, data: dict[str, Any], *, timeout: float | None) -> dict[str, Any]:
     req = wire.ResetData.model_validate(data)
     session.done, session.started = True, False  # until the reset succeeds
-    result = await _bounded(areset(session.env, seed=req.seed, options=req.options), timeout, "reset")
+    result = await _bounded(session, areset(session.env, seed=req.seed, options=req.options), timeout, "reset")
     obs, info = result
     session.episode_id = req.episode_id or uuid.uuid4().hex
     session.seed, session.step_count, session.total_reward = req.seed, 0, 0.0
@@ -32,20 +32,21 @@ async def reset(session: Session, data: dict[str, Any], *, timeout: float | None
         str(info.get("instance_hash", "")),
     )
     session.tools = list(obs.tools)
-    return wire.reset_payload(result)
+    session.send_legal = req.legal_actions
+    return wire.reset_payload(result, _legal(session))
 
 
 async def step(session: Session, data: dict[str, Any], *, timeout: float | None) -> dict[str, Any]:
     action = wire.parse_action(data)
     _check_playable(session)
     session.done = True  # until the step comes back: an env that raised mid-step needs a reset
-    result = await _bounded(astep(session.env, action), timeout, "step")
+    result = await _bounded(session, astep(session.env, action), timeout, "step")
     obs, reward, terminated, truncated, _ = result
     session.step_count += 1
     session.total_reward += float(reward)
     session.done = bool(terminated or truncated)
     session.tools = list(obs.tools)
-    return wire.step_payload(result)
+    return wire.step_payload(result, _legal(session))
 
 
 def state(session: Session) -> dict[str, Any]:
@@ -85,6 +86,14 @@ async def call_tool(session: Session, name: str, arguments: dict[str, Any], *, t
     return await step(session, wire.action_data(action), timeout=timeout)
 
 
+def _legal(session: Session) -> list[str] | None:
+    """The env's legal replies now, where the client asked for them at reset (they can be long: Wordle has 3,686)."""
+    if not session.send_legal:
+        return None
+    fn = getattr(session.env.unwrapped, "legal_actions", None)
+    return fn() if fn is not None else None
+
+
 def _check_playable(session: Session) -> None:
     if not session.started:
         raise ServeError("no episode to step: send a reset first")
@@ -94,9 +103,14 @@ def _check_playable(session: Session) -> None:
         )
 
 
-async def _bounded(coro: Any, timeout: float | None, what: str) -> Any:
+async def _bounded(session: Session, coro: Any, timeout: float | None, what: str) -> Any:
+    """``coro`` within ``timeout``. A sync env's step runs inline and cannot be interrupted, so it is awaited
+    as it is (a bound there would only cost: ~50 us a step, the most of any part of a served step)."""
+    if timeout is None or not session.interruptible:
+        return await coro
     try:
-        return await asyncio.wait_for(coro, timeout)
+        async with asyncio.timeout(timeout):
+            return await coro
     except TimeoutError:
         raise ServeError(
             f"the env's {what} took longer than {timeout:g} s (--step-timeout); the episode is over, send a reset"

@@ -37,6 +37,10 @@ TOKEN_ENV = "TURNGYM_SERVE_TOKEN"
 BACKOFF = (0.2, 0.5, 1.0, 2.0, 4.0)
 
 
+#: /metadata per (server, token): what the env is does not change while its server runs
+_METADATA: dict[tuple[str, str | None], dict[str, Any]] = {}
+
+
 class RemoteFormat(ActionFormat):
     """The served env's action format, as its server describes it: the reply goes to the server as
     written, and the server's env parses it (an invalid action is answered there, as in-process)."""
@@ -82,17 +86,17 @@ class RemoteEnv(TurnEnv):
         connect_timeout: float = 10.0,
         step_timeout: float | None = 660.0,
         retries: int = 5,
+        legal_actions: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.url = url
         self.http_url, self.ws_url = base_urls(url)
         self.token = token if token is not None else os.environ.get(TOKEN_ENV) or None
-        self.connect_timeout, self.step_timeout, self.retries = (
-            connect_timeout,
-            step_timeout,
-            retries,
-        )
+        self.connect_timeout, self.step_timeout, self.retries = connect_timeout, step_timeout, retries
+        #: ask the server for the env's legal replies with every observation (for random agents; they can be long)
+        self.want_legal = legal_actions
+        self._legal: list[str] | None = None
         self.metadata_served = self._fetch_metadata()
         self.description = self.metadata_served.get("description", "")
         fmt = self.metadata_served.get("action_format") or {}
@@ -113,6 +117,8 @@ class RemoteEnv(TurnEnv):
             data["seed"] = seed
         if options:
             data["options"] = options
+        if self.want_legal:
+            data["legal_actions"] = True
         self._in_episode = False
         errors: list[str] = []
         for attempt in range(self.retries + 1):
@@ -129,6 +135,7 @@ class RemoteEnv(TurnEnv):
                     await asyncio.sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])
                 continue
             self._in_episode = True
+            self._legal = (reply.get("metadata") or {}).get("legal_actions")
             return wire.reset_result_of(reply)
         raise RemoteEnvError(
             f"cannot reset {self.ws_url} after {self.retries + 1} tries ({errors[-1]}); is `turngym serve` running there?"
@@ -151,6 +158,7 @@ class RemoteEnv(TurnEnv):
                 "the next reset opens a new session"
             ) from None
         result = wire.step_result_of(reply)
+        self._legal = (reply.get("metadata") or {}).get("legal_actions")
         if result[2] or result[3]:
             self._in_episode = False
         return result
@@ -165,6 +173,10 @@ class RemoteEnv(TurnEnv):
                 await asyncio.wait_for(ws.close(), 5)
         self._ws_loop = None
 
+    def legal_actions(self) -> list[str] | None:
+        """The served env's legal replies now, where ``make(..., legal_actions=True)`` asked for them."""
+        return self._legal
+
     def close(self) -> None:
         """Close the session (a no-op where none is open, so it is safe inside a running event loop too)."""
         if self._ws is not None:
@@ -178,14 +190,24 @@ class RemoteEnv(TurnEnv):
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def _fetch_metadata(self) -> dict[str, Any]:
-        """GET /metadata, retried with back-off while the server is away (a restart between episodes)."""
+        """GET /metadata (once per server and token in this process), retried with back-off while the server
+        is away (a restart between episodes)."""
         import time
 
         import httpx
 
+        key = (self.http_url, self.token)
+        if key in _METADATA:
+            return _METADATA[key]
         for attempt in range(self.retries + 1):
             try:
-                r = httpx.get(f"{self.http_url}/metadata", headers=self._headers(), timeout=self.connect_timeout)
+                # plain http needs no TLS context (building one costs ~0.1-0.3 s, at every env a worker makes)
+                r = httpx.get(
+                    f"{self.http_url}/metadata",
+                    headers=self._headers(),
+                    timeout=self.connect_timeout,
+                    verify=self.http_url.startswith("https:"),
+                )
                 break
             except httpx.HTTPError as e:
                 if attempt == self.retries:
@@ -198,7 +220,8 @@ class RemoteEnv(TurnEnv):
             raise RemoteEnvError(f"{self.http_url} wants a token: pass token=... to make() or set {TOKEN_ENV}")
         if r.status_code != 200:
             raise RemoteEnvError(f"{self.http_url}/metadata answered HTTP {r.status_code}: is this a turngym server?")
-        return r.json()
+        _METADATA[key] = r.json()
+        return _METADATA[key]
 
     async def _connected(self) -> Any:
         loop = asyncio.get_running_loop()
@@ -253,7 +276,7 @@ class RemoteEnv(TurnEnv):
         self._ws_loop = None
 
 
-_OPTIONS = ("token", "connect_timeout", "step_timeout", "retries", "render_mode")
+_OPTIONS = ("token", "connect_timeout", "step_timeout", "retries", "legal_actions", "render_mode")
 
 
 def make_remote(id: str, **kwargs: Any) -> RemoteEnv:

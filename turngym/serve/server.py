@@ -552,6 +552,8 @@ def serve(config: ServeConfig, *, on_ready: Callable[[str], None] | None = None)
             uds=config.uds,
             ws="websockets-sansio",
             ws_max_size=4 * config.max_message_bytes,
+            # messages are small JSON or already-compressed screenshots: deflate costs more CPU than it saves
+            ws_per_message_deflate=False,
             log_level="warning",
             timeout_graceful_shutdown=5,
             lifespan="on",

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import gymnasium
 
+from turngym.core.env import TurnEnv
 from turngym.core.errors import ServeError
 from turngym.core.wrappers import aclose
 
@@ -54,6 +55,14 @@ class Session:
     task_id: str = ""
     instance_hash: str = ""
     tools: list[Any] = field(default_factory=list)
+    #: the client asked at reset for the legal replies in every observation's metadata
+    send_legal: bool = False
+
+    @property
+    def interruptible(self) -> bool:
+        """Whether a timeout can interrupt the env's steps: an async env, or a sync one that runs in a thread."""
+        inner = self.env.unwrapped
+        return getattr(inner, "blocking", False) or getattr(type(inner), "astep", None) is not TurnEnv.astep
 
     def touch(self) -> None:
         self.last_active = time.monotonic()

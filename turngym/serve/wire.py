@@ -10,7 +10,7 @@ messages' text, all a plain OpenEnv client needs) and ``metadata``. turngym's ex
 ``metadata``, never as new observation fields (typed clients reject unknown ones): ``messages`` (the
 full messages, images included), ``tools`` (what the agent may call now), ``info`` (the env's info
 dict: ``task_id``, ``instance_hash``, ``success``, ``action_error`` ...), ``terminated`` and
-``truncated`` (OpenEnv has only ``done``). OpenEnv puts ``metadata`` both inside the observation and
+``truncated`` (OpenEnv has only ``done``), and ``legal_actions`` where the client asked for them at reset. OpenEnv puts ``metadata`` both inside the observation and
 beside it; so does this.
 
 An action is ``{"text": "..."}`` or ``{"text": "", "tool_calls": [{"name": ..., "arguments": {...}}]}``.
@@ -70,6 +70,8 @@ class ResetData(BaseModel):
     seed: int | None = Field(None, ge=0)
     episode_id: str | None = Field(None, max_length=255)
     options: dict[str, Any] | None = None
+    #: turngym's extra: put the env's legal replies (``legal_actions()``) in every observation's metadata
+    legal_actions: bool = False
 
 
 def jsonable(value: Any) -> Any:
@@ -83,6 +85,7 @@ def _payload(
     terminated: bool,
     truncated: bool,
     info: dict[str, Any],
+    legal: list[str] | None,
 ) -> dict:
     metadata = {
         "messages": [m.model_dump(mode="json", exclude_none=True) for m in obs.messages],
@@ -91,6 +94,8 @@ def _payload(
         "terminated": bool(terminated),
         "truncated": bool(truncated),
     }
+    if legal is not None:
+        metadata["legal_actions"] = list(legal)
     done = bool(terminated or truncated)
     return {
         "observation": {"text": str(obs), "metadata": metadata},
@@ -100,14 +105,14 @@ def _payload(
     }
 
 
-def reset_payload(result: ResetResult) -> dict[str, Any]:
+def reset_payload(result: ResetResult, legal: list[str] | None = None) -> dict[str, Any]:
     obs, info = result
-    return _payload(obs, None, False, False, info)
+    return _payload(obs, None, False, False, info, legal)
 
 
-def step_payload(result: StepResult) -> dict[str, Any]:
+def step_payload(result: StepResult, legal: list[str] | None = None) -> dict[str, Any]:
     obs, reward, terminated, truncated, info = result
-    return _payload(obs, float(reward), terminated, truncated, info)
+    return _payload(obs, float(reward), terminated, truncated, info, legal)
 
 
 def parse_action(data: dict[str, Any]) -> Action:
