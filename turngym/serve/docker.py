@@ -27,15 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
 import importlib.metadata
-import json
-import operator
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -48,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Self
 import turngym
 from turngym.core.errors import SandboxError
 from turngym.sandboxes.docker import SandboxConfig
+from turngym.sandboxes.images import fetch
 from turngym.sandboxes.local import MODE_ENV, WORKDIR_ENV
 from turngym.sandboxes.reaper import (
     LABEL,
@@ -73,7 +70,6 @@ PURE_SDISTS = ("chess",)
 #: the limits of a serve container: one server, its envs and their commands
 DEFAULT_LIMITS = SandboxConfig(image=SERVE_IMAGE, memory="2g", cpus=1.0, pids=512, work_size="512m", tmp_size="256m")
 
-_PROBE = "import json, platform, sys; print(json.dumps([sys.version_info[0], sys.version_info[1], platform.machine(), platform.libc_ver()[1]]))"
 
 
 # -- the image ----------------------------------------------------------------------------------------
@@ -132,7 +128,7 @@ def build_serve_image(client: Any, *, base: str = BASE_IMAGE, log: Callable[[str
 def _prepare_context(client: Any, base: str, log: Callable[[str], None]) -> Path:
     """The build context in the cache: the wheels (fetched once per requirement list, host versions and
     base image), the Dockerfile and the lists, and a fresh copy of the turngym package."""
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "turngym" / "images" / "serve"
+    root = fetch.cache_root() / "serve"
     constraints = _host_constraints()
     requirements = (IMAGE_DIR / "requirements.txt").read_text()
     base_id = client.images.get(base).id
@@ -165,30 +161,17 @@ def _host_constraints() -> str:
 
 
 def _fetch_wheels(client: Any, base: str, root: Path, wheels: Path) -> None:
-    major, minor, machine, glibc = json.loads(
-        client.containers.run(base, ["python3", "-c", _PROBE], remove=True, network_mode="none").decode()
-    )
-    glibc_minor = int(glibc.split(".")[1]) if glibc else 17
-    pins = {line.split("==")[0].lower(): line for line in (root / "constraints.txt").read_text().split()}
+    facts = fetch.image_facts(client, base)
+    constraints = root / "constraints.txt"
+    pins = {line.split("==")[0].lower(): line for line in constraints.read_text().split()}
     pure = [pins.get(name, name) for name in PURE_SDISTS]
-    _pip(["wheel", "--no-deps", "-w", str(wheels), *pure], what=f"building wheels of {' '.join(pure)}")
-    platforms = [f"manylinux_2_{m}_{machine}" for m in range(17, glibc_minor + 1)]
-    target = ["--only-binary=:all:", "--python-version", f"{major}.{minor}", "--implementation", "cp",
-              "--abi", f"cp{major}{minor}", "--platform", f"manylinux2014_{machine}",
-              *functools.reduce(operator.iadd, (["--platform", p] for p in platforms), [])]  # fmt: skip
-    _pip(["download", *target, "--find-links", str(wheels), "-d", str(wheels), "-r", str(IMAGE_DIR / "requirements.txt"),
-          "-c", str(root / "constraints.txt")], what="downloading the wheels of images/serve/requirements.txt")  # fmt: skip
-    _pip(["download", *target, "-d", str(wheels / "pip"), pins.get("pip", "pip")], what="downloading pip's wheel")
-
-
-def _pip(args: list[str], *, what: str) -> None:
-    cmd = [sys.executable, "-m", "pip", *args, "--quiet", "--disable-pip-version-check"]
-    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if r.returncode != 0:
-        raise SandboxError(
-            f"{what} failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-800:]}; check that the package "
-            "registry is reachable from this machine (the image build itself needs no network) and try again"
-        )
+    fetch.run_host(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps", "-w", str(wheels), *pure],
+        what=f"building wheels of {' '.join(pure)}",
+    )
+    requirements = ["--find-links", str(wheels), "-r", str(IMAGE_DIR / "requirements.txt"), "-c", str(constraints)]
+    fetch.fetch_wheels(requirements, wheels, facts)
+    fetch.fetch_wheels([pins.get("pip", "pip")], wheels / "pip", facts)
 
 
 def ensure_image(client: Any, *, log: Callable[[str], None] | None = None) -> bool:

@@ -85,15 +85,20 @@ def fetch_debs(names: list[str], base_status: str, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     status = dest / ".base-status"
     status.write_text(base_status)
-    sim = _host(
+    sim = run_host(
         ["apt-get", "install", "-s", "--no-install-recommends", "-o", f"Dir::State::status={status}", *names],
         what=f"resolving the Debian packages {names} against the base image",
     )
     status.unlink()
     wanted = [f"{name}={version}" for name, version in _INST.findall(sim)]
     if wanted:
-        _host(["apt-get", "download", *wanted], what=f"downloading {len(wanted)} Debian packages", cwd=dest,
+        run_host(["apt-get", "download", *wanted], what=f"downloading {len(wanted)} Debian packages", cwd=dest,
               fix="run `apt-get update` (the host's package lists may be stale) and build again")  # fmt: skip
+
+
+def image_facts(client: Any, base: str) -> dict[str, str]:
+    """The base image's Python version, machine and glibc, which wheels for it must match."""
+    return json.loads(_run_base(client, base, ["python3", "-c", _PROBE]))
 
 
 def fetch_wheels(args: list[str], dest: Path, facts: dict[str, str]) -> None:
@@ -105,14 +110,15 @@ def fetch_wheels(args: list[str], dest: Path, facts: dict[str, str]) -> None:
            "--python-version", f"{major}.{minor}", "--implementation", "cp", "--abi", f"cp{major}{minor}",
            "--platform", f"manylinux2014_{facts['machine']}", *(x for p in platforms for x in ("--platform", p)),
            "-d", str(dest), *args]  # fmt: skip
-    _host(cmd, what=f"downloading the wheels of {' '.join(args)}")
+    run_host(cmd, what=f"downloading the wheels of {' '.join(args)}")
 
 
 def _names(path: Path) -> list[str]:
     return [w for line in path.read_text().splitlines() for w in line.split("#", 1)[0].split()]
 
 
-def _host(cmd: list[str], *, what: str, cwd: Path | None = None, fix: str = "") -> str:
+def run_host(cmd: list[str], *, what: str, cwd: Path | None = None, fix: str = "") -> str:
+    """Run ``cmd`` on the host; a ``SandboxError`` naming ``what`` failed, its output's tail and ``fix``."""
     r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
     if r.returncode != 0:
         fix = fix or "check that the package registry is reachable from this machine and build again"
