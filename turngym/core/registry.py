@@ -5,6 +5,13 @@
 Third-party packages add envs through the entry-point group ``turngym.envs``: each entry point is a
 callable that calls ``turngym.register``; they are loaded lazily on the first ``make`` or listing, by
 ``turngym`` and by ``gymnasium.make``/``gymnasium.spec`` alike (an id gymnasium does not know loads them once).
+An id written ``"module:namespace/Env-v0"`` imports ``module`` first (whose import registers the env), as
+``gymnasium.make("module:Env-v0")`` does, so envs registered by a module of one's own work from the CLI too;
+a module not found on ``sys.path`` is looked for in the current directory, as ``python -m`` would.
+``remote/<url>`` ids (``remote/ws://host:8000``) are never read that way.
+
+Each env's ``source`` says where it came from: ``turngym``, the distribution whose ``turngym.envs``
+entry point registered it, or the top-level package of the module that holds it.
 
 Gymnasium's habits hold for turngym ids: ``gymnasium.make(id, max_episode_steps=N)`` and
 ``gymnasium.make(id, max_turns=N)`` both set the turn limit (the ``TurnLimit`` wrapper, never
@@ -21,7 +28,9 @@ import importlib
 import importlib.metadata
 import importlib.util
 import os
+import re
 import shutil
+import sys
 import warnings
 from collections.abc import Callable
 from functools import cache
@@ -58,6 +67,7 @@ class EnvInfo(BaseModel):
     #: a fixed reason why the env cannot run here (e.g. it needs an online service)
     unavailable: str | None = None
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    #: where the env comes from: "turngym", "DIST VERSION (turngym.envs entry point NAME)" or a package name
     source: str = "turngym"
 
     def unavailable_reason(self) -> str | None:
@@ -88,16 +98,21 @@ def register(
     requires: tuple[str, ...] | list[str] = (),
     unavailable: str | None = None,
     kwargs: dict[str, Any] | None = None,
-    source: str = "turngym",
+    source: str | None = None,
 ) -> EnvInfo:
     """Register an env under a namespaced id such as ``"mypkg/Maze-v0"``.
 
     ``entry_point`` is ``"package.module:Class"`` (imported at ``make``) or a callable. ``max_turns``
     adds a ``TurnLimit`` wrapper at ``make``, for ``turngym.make`` and ``gymnasium.make`` alike.
+    ``expert`` is ``"module:function"``: ``function(env)`` gets the unwrapped env after ``reset`` and
+    returns a policy ``Observation -> action`` (``--agent scripted`` plays it). ``source`` defaults to
+    where the registration comes from (see the module docstring).
     """
     if "/" not in id:
         raise RegistryError(f"env id {id!r} has no namespace: use 'namespace/{id}', e.g. 'mypkg/{id}'")
     ep = entry_point if isinstance(entry_point, str) else f"{entry_point.__module__}:{entry_point.__qualname__}"
+    if source is None:
+        source = _source_of(ep)
     info = EnvInfo(
         id=id,
         entry_point=ep,
@@ -115,7 +130,9 @@ def register(
     )
     creator = _EnvCreator(entry_point)
     old_info, old_spec = _REGISTRY.get(id), gymnasium.registry.get(id)
-    same = old_info == info and old_spec is not None and old_spec.entry_point == creator
+    # the same registration again (a module imported by ``module:id`` whose entry point runs later) is silent
+    same = old_info is not None and old_info.model_copy(update={"source": source}) == info
+    same = same and old_spec is not None and old_spec.entry_point == creator
     if (old_info is not None or old_spec is not None) and not same:  # the same registration again is silent
         before = old_info.entry_point if old_info is not None else _entry_point_name(old_spec.entry_point)
         warnings.warn(
@@ -132,10 +149,24 @@ def register(
         order_enforce=False,
         disable_env_checker=True,
         # always there: it maps gymnasium.make's max_episode_steps onto the turn limit (wrappers.apply_turn_limit)
-        additional_wrappers=(WrapperSpec("TurnLimit", "turngym.core.wrappers:apply_turn_limit", {"max_turns": max_turns}),),
+        additional_wrappers=(
+            WrapperSpec("TurnLimit", "turngym.core.wrappers:apply_turn_limit", {"max_turns": max_turns}),
+        ),
     )
     _REGISTRY[id] = info
     return info
+
+
+#: the entry point ``load_plugins`` is running, so ``register`` can name its distribution as the source
+_plugin_source: str | None = None
+
+
+def _source_of(entry_point: str) -> str:
+    """Where a registration comes from: the plugin being loaded, else the entry point's top-level package."""
+    if _plugin_source is not None:
+        return _plugin_source
+    top = entry_point.partition(":")[0].partition(".")[0]
+    return "__main__ (a script)" if top == "__main__" else top
 
 
 def _entry_point_name(entry_point: Any) -> str:
@@ -190,7 +221,7 @@ def make(id: str, **kwargs: Any) -> gymnasium.Env:
         raise EnvUnavailable(f"{id} cannot run here: {reason}")
     if id.startswith(REMOTE):
         return _make_remote(id, **kwargs)
-    return gymnasium.make(id, **kwargs)
+    return gymnasium.make(info.id, **kwargs)  # info.id: a "module:" prefix is imported by now
 
 
 #: ``remote/<url>`` ids are envs served by ``turngym serve`` (turngym.serve.remote), made by ``make`` only:
@@ -212,16 +243,66 @@ def env_info(id: str) -> EnvInfo:
         return EnvInfo(
             id=id,
             entry_point="turngym.serve.remote:make_remote",
-            description=f"the env served at {id[len(REMOTE):]} (turngym serve)",
+            description=f"the env served at {id[len(REMOTE) :]} (turngym serve)",
             requires=("module:websockets", "module:httpx"),
             source="remote",
         )
+    module, id = split_module_id(id)
+    if module is not None:
+        _import_env_module(module, id)
     load_plugins()
     info = _REGISTRY.get(id)
     if info is None:
         hint = did_you_mean(id, _REGISTRY, cutoff=0.5)
-        raise RegistryError(f"no env registered as {id!r}.{hint} `turngym envs list --all` lists them all.")
+        if module is not None:
+            raise RegistryError(
+                f"no env registered as {id!r}: importing {module!r} registered none.{hint} Call "
+                f"turngym.register({id!r}, ...) at the top level of {module!r}, or fix the id."
+            )
+        raise RegistryError(
+            f"no env registered as {id!r}.{hint} `turngym envs list --all` lists them all; an env that a module "
+            "of your own registers is reached as 'module:namespace/Env-v0'."
+        )
     return info
+
+
+_MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+_ID = re.compile(r"[\w.\-]+/[\w.\-]+")
+
+
+def split_module_id(id: str) -> tuple[str | None, str]:
+    """``"mypkg.envs:mypkg/Maze-v0"`` -> ``("mypkg.envs", "mypkg/Maze-v0")``; any other id -> ``(None, id)``.
+
+    Only a dotted module path before the ``:`` and a namespaced id after it count, so ``remote/ws://host:8000``
+    and other ids with a colon are left alone."""
+    module, colon, rest = id.partition(":")
+    if colon and _MODULE.fullmatch(module) and _ID.fullmatch(rest):
+        return module, rest
+    return None, id
+
+
+def _import_env_module(module: str, id: str) -> None:
+    """Import the module of a ``module:id``, looking in the current directory if it is not on ``sys.path``."""
+    try:
+        found = importlib.util.find_spec(module)
+    except ImportError:  # a parent package that is missing
+        found = None
+    cwd = os.getcwd()
+    if found is None and cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)  # as `python -m` and uvicorn find a module of the current directory
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name is not None and (module == e.name or module.startswith(e.name + ".")):
+            raise RegistryError(
+                f"{module!r} in {module + ':' + id!r} is no importable module (no module named {e.name!r} on sys.path "
+                f"or in {cwd}): install the package that holds it, run from its directory, or fix the module path"
+            ) from None
+        raise RegistryError(
+            f"importing {module!r} for {id!r} failed: {e}; install the package it imports, or fix that import"
+        ) from None
+    except ImportError as e:
+        raise RegistryError(f"importing {module!r} for {id!r} failed: {e}; fix that import in {module!r}") from None
 
 
 def list_envs(*, include_unavailable: bool = False, namespace: str | None = None) -> list[EnvInfo]:
@@ -245,7 +326,14 @@ def load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
+    global _plugin_source
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist
+        _plugin_source = (
+            f"{dist.name} {dist.version} ({ENTRY_POINT_GROUP} entry point {ep.name!r})"
+            if dist is not None
+            else f"{ENTRY_POINT_GROUP} entry point {ep.name!r} ({ep.value})"
+        )
         try:
             ep.load()()
         except Exception as e:  # a third party's bug must not break listing turngym's own envs
@@ -254,6 +342,8 @@ def load_plugins() -> None:
                 "its envs are not registered. Fix or uninstall that package.",
                 stacklevel=2,
             )
+        finally:
+            _plugin_source = None
 
 
 def _find_spec_loading_plugins(env_id: str) -> Any:
