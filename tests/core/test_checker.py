@@ -71,3 +71,49 @@ def test_checker(cls, expected):
 
 def test_builtin_guess_number_passes():
     assert check_registered_env("turngym/GuessNumber-v0") == []
+
+
+def good_expert(env):
+    return lambda obs: "[a]"
+
+
+NOT_CALLABLE = 42
+
+
+def returns_text(env):
+    return "[a]"
+
+
+@pytest.mark.parametrize(
+    ("expert", "expected"),
+    [
+        ("tests.core.test_checker:good_expert", None),
+        (
+            "tests.core.test_checker:no_such_expert",
+            "expert: expert='tests.core.test_checker:no_such_expert' does not import (AttributeError",
+        ),
+        (
+            "nosuchmodz9.experts:expert",
+            "expert: expert='nosuchmodz9.experts:expert' does not import (ModuleNotFoundError",
+        ),
+        (
+            "tests.core.test_checker:NOT_CALLABLE",
+            "expert: expert='tests.core.test_checker:NOT_CALLABLE' is a int, not callable",
+        ),
+        (
+            "tests.core.test_checker:returns_text",
+            "expert: expert='tests.core.test_checker:returns_text' returned a str, not a policy",
+        ),
+    ],
+)
+def test_the_checker_names_a_broken_expert_and_the_fix(expert, expected):
+    env_id = f"checkertest/Expert{abs(hash(expert)) % 10**6}-v0"
+    turngym.register(env_id, Good, max_turns=3, expert=expert)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        problems = check_registered_env(env_id)
+    if expected is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and problems[0].startswith(expected), problems
+        assert "register(..., expert='module:function') must name a function" in problems[0]

@@ -10,11 +10,15 @@ The checks (DESIGN.md, Environments):
 - different seeds give mostly different ``instance_hash`` values;
 - ``reset`` returns ``task_id`` and ``instance_hash`` in ``info``;
 - a garbage action yields ``info["action_error"]`` and no exception;
-- at the end of an episode ``info["success"]`` is set (a bool).
+- at the end of an episode ``info["success"]`` is set (a bool);
+- a registered ``expert`` imports, is callable, and its policy plays an episode of seed 0 to the end
+  without raising.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +26,7 @@ import gymnasium
 import numpy as np
 
 from turngym.core.errors import CheckFailed
-from turngym.core.registry import make
+from turngym.core.registry import env_info, load_object, make
 
 GARBAGE_ACTIONS = ("", "\x00 ]][[ not an action {{")
 
@@ -37,6 +41,7 @@ def check_registered_env(env_id: str, *, seeds: int = 6, steps: int = 5, max_epi
         ("different seeds, different instances", lambda: _check_seeds_differ(env_id, seeds=seeds)),
         ("garbage action", lambda: _check_garbage_action(env_id)),
         ("success at episode end", lambda: _check_success(env_id, max_steps=max_episode_steps)),
+        ("expert", lambda: _check_expert(env_id, max_steps=max_episode_steps)),
     ]
     for name, check in checks:
         try:
@@ -78,7 +83,9 @@ def _check_reset_info(env_id: str) -> None:
         env.close()
     for key in ("task_id", "instance_hash"):
         if not info.get(key):
-            raise CheckFailed(f"reset(seed=0) returned no info[{key!r}]; TurnEnv sets it unless the env's reset removes it")
+            raise CheckFailed(
+                f"reset(seed=0) returned no info[{key!r}]; TurnEnv sets it unless the env's reset removes it"
+            )
 
 
 def _trace(env_id: str, seed: int, steps: int) -> tuple[str, list[Any]]:
@@ -108,7 +115,9 @@ def _check_determinism(env_id: str, *, seeds: int, steps: int) -> None:
                 "self.np_random (seeded by super().reset(seed=seed)), never from the global RNG"
             )
         if obs1 != obs2:
-            at = next((i for i, (a, b) in enumerate(zip(obs1, obs2, strict=False)) if a != b), min(len(obs1), len(obs2)))
+            at = next(
+                (i for i, (a, b) in enumerate(zip(obs1, obs2, strict=False)) if a != b), min(len(obs1), len(obs2))
+            )
             raise CheckFailed(
                 f"seed {seed}: two envs gave different observations at step {at} for the same actions: "
                 "the env's dynamics must depend only on the seed and the actions"
@@ -175,3 +184,50 @@ def _check_success(env_id: str, *, max_steps: int) -> None:
                 )
     finally:
         env.close()
+
+
+_EXPERT_FIX = (
+    "register(..., expert='module:function') must name a function that takes the unwrapped env (after reset) "
+    "and returns a policy Observation -> action"
+)
+
+
+def _check_expert(env_id: str, *, max_steps: int) -> None:
+    path = env_info(env_id).expert
+    if path is None:
+        return
+    try:
+        fn = load_object(path)
+    except Exception as e:
+        raise CheckFailed(f"expert={path!r} does not import ({type(e).__name__}: {e}); {_EXPERT_FIX}") from None
+    if not callable(fn):
+        raise CheckFailed(f"expert={path!r} is a {type(fn).__name__}, not callable; {_EXPERT_FIX}")
+    env = _make(env_id)
+    try:
+        obs, _ = env.reset(seed=0)
+        try:
+            policy = fn(env.unwrapped)
+        except Exception as e:
+            raise CheckFailed(f"expert={path!r} raised {type(e).__name__}: {e} when called; {_EXPERT_FIX}") from None
+        if not callable(policy):
+            raise CheckFailed(f"expert={path!r} returned a {type(policy).__name__}, not a policy; {_EXPERT_FIX}")
+        for step in range(max_steps):
+            try:
+                action = policy(obs)
+                if inspect.isawaitable(action):
+                    action = asyncio.run(_awaited(action))
+            except Exception as e:
+                raise CheckFailed(
+                    f"the policy of expert={path!r} raised {type(e).__name__}: {e} at step {step} of seed 0; "
+                    "it must return an action for every observation of its episode"
+                ) from None
+            obs, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                return
+        raise CheckFailed(f"the expert's episode (seed 0) did not end within {max_steps} steps; register max_turns")
+    finally:
+        env.close()
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
