@@ -205,10 +205,11 @@ def update(lo: int, hi: int, guess: int, text: str) -> tuple[int, int]:
     return lo, hi
 
 
-def play_inprocess(episodes: int, warmup: int) -> dict[str, Any]:
+def play_sync(env_id: str, episodes: int, warmup: int) -> dict[str, Any]:
+    """Binary search through ``episodes`` GuessNumber games on ``env_id`` (in-process, or a ``remote/`` URL), timing each sync ``step``."""
     import turngym
 
-    env = turngym.make(GN)
+    env = turngym.make(env_id)
     steps: list[float] = []
     wins = calls = 0
     cpu0 = time.process_time()
@@ -275,39 +276,6 @@ def play_remote(url: str, episodes: int, warmup: int) -> dict[str, Any]:
     return asyncio.run(_play_remote_async(url, episodes, warmup))
 
 
-def play_remote_sync(url: str, episodes: int, warmup: int) -> dict[str, Any]:
-    import turngym
-
-    env = turngym.make(f"remote/{url}")
-    steps: list[float] = []
-    wins = calls = 0
-    cpu0 = time.process_time()
-    try:
-        for seed, counted in seeds(episodes, warmup):
-            env.reset(seed=seed)
-            calls += 1
-            lo, hi, done = LOW, HIGH, False
-            while not done:
-                guess = (lo + hi) // 2
-                t = time.perf_counter()
-                obs, reward, terminated, truncated, _ = env.step(f"[{guess}]")
-                dt = time.perf_counter() - t
-                calls += 1
-                if counted:
-                    steps.append(dt)
-                done = terminated or truncated
-                lo, hi = update(lo, hi, guess, obs.last_text)
-            wins += counted and reward > 0
-    finally:
-        env.close()
-    return {
-        "steps": steps,
-        "successes": wins,
-        "calls": calls,
-        "client_cpu_s": time.process_time() - cpu0,
-    }
-
-
 def play_generic_client(url: str, episodes: int, warmup: int) -> dict[str, Any]:
     cmd = [
         str(OPENENV_PY),
@@ -341,10 +309,10 @@ def bench_latency(args: argparse.Namespace) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in VARIANTS}
     with turngym_server() as tg, native_server() as nat:
         players = {
-            "a": lambda: play_inprocess(args.episodes, args.warmup),
+            "a": lambda: play_sync(GN, args.episodes, args.warmup),
             "b": lambda: play_generic_client(tg.ws, args.episodes, args.warmup),
             "c": lambda: play_remote(tg.ws, args.episodes, args.warmup),
-            "c_sync": lambda: play_remote_sync(tg.ws, args.episodes, args.warmup),
+            "c_sync": lambda: play_sync(f"remote/{tg.ws}", args.episodes, args.warmup),
             "d": lambda: play_generic_client(nat.ws, args.episodes, args.warmup),
         }
         server_of = {"a": None, "b": tg, "c": tg, "c_sync": tg, "d": nat}
