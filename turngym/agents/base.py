@@ -23,7 +23,7 @@ from typing import Any
 
 import gymnasium
 
-from turngym.core.errors import ConfigError
+from turngym.core.errors import ConfigError, did_you_mean
 from turngym.core.registry import load_object
 from turngym.core.types import Action, Episode, Observation
 
@@ -72,7 +72,8 @@ def make_agent(spec: str, **options: Any) -> Agent:
     factory = AGENT_FACTORIES.get(kind)
     if factory is None:
         raise ConfigError(
-            f"unknown agent spec {spec!r}: it must start with one of {', '.join(sorted(AGENT_FACTORIES))} "
-            "(e.g. 'scripted', 'random', 'hf:PATH', 'vllm:PATH', 'openai:http://127.0.0.1:8000/v1#MODEL')"
+            f"unknown agent spec {spec!r}: unknown kind {kind!r}.{did_you_mean(kind, list(AGENT_FACTORIES))} "
+            f"A spec starts with one of {', '.join(sorted(AGENT_FACTORIES))}: e.g. 'scripted', 'random', 'hf:PATH' "
+            "(a local model directory), 'vllm:PATH', 'openai:http://127.0.0.1:8000/v1#MODEL'"
         )
     return load_object(factory)(rest, **options)

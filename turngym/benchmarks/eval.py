@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from turngym.agents.base import Agent
 from turngym.agents.runner import EpisodeTask, group_tasks, run_episodes
 from turngym.benchmarks.store import EPISODES_FILE, EpisodeStore, read_episodes
-from turngym.benchmarks.suite import Suite, load_suite
+from turngym.benchmarks.suite import Suite, env_suite, load_suite, suite_names
 from turngym.benchmarks.summary import Summary, summarize
-from turngym.core.config import apply_overrides, config_diff, dump_config, read_yaml, validate_config
-from turngym.core.errors import ConfigError
+from turngym.core.config import apply_overrides, config_diff, describe_change, dump_config, read_yaml, validate_config
+from turngym.core.errors import ConfigError, did_you_mean
 from turngym.core.registry import env_info
 from turngym.core.types import Episode, ImagePart, Message
 
@@ -80,7 +81,7 @@ class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     suite: Suite
     agent: AgentConfig
-    #: task instances per env (overrides the suite's counts; ignored where an env lists its seeds)
+    #: task instances per env (overrides the suite's counts; an env that lists its seeds plays its first N)
     episodes: int | None = Field(default=None, ge=1)
     #: episodes per task instance (overrides the suite's group_size)
     group_size: int | None = Field(default=None, ge=1)
@@ -90,15 +91,108 @@ class EvalConfig(BaseModel):
     episode_timeout: float | None = Field(default=None, gt=0)
 
 
-def eval_config(suite: str, *, agent: str, overrides: list[str] | tuple[str, ...] = (), **fields: Any) -> EvalConfig:
-    """The resolved config: the suite (name or path) loaded inline, ``fields`` (None = unset), then
-    the ``--set`` overrides (``agent.temperature=0.7``, ``suite.seed=5``, ``concurrency=4``)."""
+def eval_config(
+    suite: str | Suite | None = None,
+    *,
+    agent: str,
+    overrides: list[str] | tuple[str, ...] = (),
+    envs: Sequence[str] = (),
+    env_args: Sequence[str | Mapping[str, Any]] = (),
+    **fields: Any,
+) -> EvalConfig:
+    """The resolved config: the suite (a name, a path, a ``Suite``, or the envs ``envs`` with ``env_args``:
+    ``--env ID --env-args JSON``) loaded inline, ``fields`` (None = unset), then the ``--set`` overrides
+    (``agent.temperature=0.7``, ``suite.seed=5``, ``concurrency=4``). A mistake raises ``ConfigError`` naming
+    the option or key it came from."""
+    if (suite is None) == (not envs):
+        raise ConfigError(
+            "give --suite NAME_OR_FILE or --env ID (repeatable), not both"
+            if envs
+            else "nothing to evaluate: give --env ID (e.g. --env turngym/GuessNumber-v0) or --suite NAME_OR_FILE "
+            f"(shipped suites: {', '.join(suite_names())})"
+        )
+    if env_args and not envs:
+        raise ConfigError("--env-args goes with --env ID; for a suite, set kwargs in the suite file or with --set")
+    check_agent_spec(agent)
+    if envs:
+        resolved = env_suite(list(envs), [_env_args(a) for a in env_args])
+    else:
+        resolved = suite if isinstance(suite, Suite) else load_suite(str(suite))
     data: dict[str, Any] = {
-        "suite": load_suite(suite).model_dump(mode="json"),
+        "suite": resolved.model_dump(mode="json"),
         "agent": {"spec": agent},
         **{k: v for k, v in fields.items() if v is not None},
     }
-    return validate_config(EvalConfig, apply_overrides(data, overrides), source="the eval command")
+    set_keys = {text.partition("=")[0].strip(): text for text in overrides}
+
+    def origin(key: str) -> str | None:
+        for k in sorted(set_keys, key=len, reverse=True):
+            if key == k or key.startswith(k + "."):
+                return f"--set {set_keys[k]}"
+        top = key.split(".")[0]
+        if key == "agent.spec":
+            return "--agent"
+        if top in fields and fields[top] is not None:
+            return f"--{top.replace('_', '-')}"
+        return None
+
+    return validate_config(
+        EvalConfig,
+        apply_overrides(data, overrides),
+        source="the eval config",
+        fix="Fix the option (see `turngym eval --help`) or the --set KEY=VALUE named.",
+        origin=origin,
+    )
+
+
+def _env_args(value: str | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        return dict(value)
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise ConfigError(
+            f"--env-args {value!r} is not JSON ({e.msg} at character {e.pos}): write a JSON object of the env's "
+            """keyword arguments, e.g. --env-args '{"high": 16}'"""
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"--env-args {value!r} is JSON but not an object: write the env's keyword arguments as one, "
+            """e.g. --env-args '{"high": 16}'"""
+        )
+    return data
+
+
+def check_agent_spec(spec: str, *, where: str = "--agent") -> None:
+    """What can be checked of an agent spec without building the agent: a known kind, and for ``hf:PATH`` /
+    ``vllm:PATH`` a local model directory (so a mistake stops the run before any episode starts)."""
+    from turngym.agents.base import AGENT_FACTORIES
+
+    kind, _, rest = spec.partition(":")
+    if kind not in AGENT_FACTORIES:
+        raise ConfigError(
+            f"{where} {spec!r}: unknown agent kind {kind!r}.{did_you_mean(kind, list(AGENT_FACTORIES))} An agent spec "
+            f"starts with one of {', '.join(sorted(AGENT_FACTORIES))}: pass e.g. --agent scripted, --agent random, "
+            "--agent hf:PATH (a local model directory), --agent vllm:PATH or --agent openai:URL#MODEL"
+        )
+    if kind in ("hf", "vllm"):
+        path = Path(rest)
+        build = "build a small one with `turngym models tiny --out DIR`"
+        if not rest:
+            raise ConfigError(
+                f"{where} {spec!r}: the {kind} agent needs a model directory: --agent {kind}:PATH ({build})"
+            )
+        if not path.exists():
+            raise ConfigError(
+                f"{where} {spec!r}: the model directory {rest!r} does not exist. Pass a local Hugging Face model "
+                f"directory (one holding config.json and the weights), or {build}"
+            )
+        if not path.is_dir() or not (path / "config.json").is_file():
+            what = "is a file, not a directory" if not path.is_dir() else "holds no config.json, so it is not a model"
+            raise ConfigError(
+                f"{where} {spec!r}: {rest!r} {what}. Pass a local Hugging Face model directory (one holding "
+                f"config.json and the weights, e.g. what save_pretrained writes), or {build}"
+            )
 
 
 def default_run_dir(cfg: EvalConfig, root: str | Path = "runs") -> Path:
@@ -130,6 +224,11 @@ class RunPlan:
 def plan_run(cfg: EvalConfig, run_dir: str | Path) -> RunPlan:
     """Check or write ``config.yaml`` in ``run_dir``, list the tasks, and find those already stored."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(
+            f"--out {str(run_dir)!r} is a file, not a directory: pass a directory path for the run (a new one, or "
+            "the run directory of an interrupted eval to resume it)"
+        )
     if (run_dir / "checkpoints").exists() or (run_dir / "metrics.jsonl").exists():
         raise ConfigError(
             f"--out {str(run_dir)!r} holds a training run (checkpoints/, metrics.jsonl): an eval there would overwrite "
@@ -153,7 +252,7 @@ def plan_run(cfg: EvalConfig, run_dir: str | Path) -> RunPlan:
         if reason:
             skipped[entry.name] = reason
             continue
-        seeds = suite.seeds_for(entry, cfg.episodes if entry.seeds is None else None)
+        seeds = suite.seeds_for(entry, cfg.episodes)
         env_tasks = group_tasks(
             entry.id,
             seeds,
@@ -206,23 +305,45 @@ async def play(
     return [stored[t.episode_id] for t in tasks if t.episode_id in stored]
 
 
-async def execute(plan: RunPlan, *, on_episode: Callable[[Episode], None] | None = None) -> Summary:
-    """Play the pending tasks of ``plan``, append each episode to the store, then write the summary
-    and the report. ``on_episode`` sees each new episode (progress bars)."""
+def prepare_agent(plan: RunPlan) -> Agent | None:
+    """The agent of ``plan`` (None when nothing is pending), built now: a model that does not load or an agent
+    option that is wrong stops the run before any episode (``execute(plan, agent=...)`` then plays with it)."""
+    if not plan.pending:
+        return None
     from turngym.agents.base import make_agent
+
+    return make_agent(plan.cfg.agent.spec, **plan.cfg.agent.options)
+
+
+async def execute(
+    plan: RunPlan, *, on_episode: Callable[[Episode], None] | None = None, agent: Agent | None = None
+) -> Summary:
+    """Play the pending tasks of ``plan``, append each episode to the store, then write the summary
+    and the report. ``on_episode`` sees each new episode (progress bars). ``agent``: one made beforehand
+    (``prepare_agent``), which ``execute`` closes; by default it is made here."""
     from turngym.benchmarks.report import write_report
 
     cfg, run_dir = plan.cfg, plan.run_dir
     start = time.perf_counter()
     new: list[Episode] = []
     pending = plan.pending
+    if not pending and agent is not None:
+        await agent.aclose()
     if pending:
-        agent = make_agent(cfg.agent.spec, **cfg.agent.options)
+        agent = agent if agent is not None else prepare_agent(plan)
+        assert agent is not None
         with EpisodeStore(path=run_dir / EPISODES_FILE) as store:
             try:
                 new = await play(
-                    pending, agent, store=store, run_dir=run_dir, run_id=run_dir.name, concurrency=cfg.concurrency,
-                    turn_timeout=cfg.turn_timeout, episode_timeout=cfg.episode_timeout, on_episode=on_episode,
+                    pending,
+                    agent,
+                    store=store,
+                    run_dir=run_dir,
+                    run_id=run_dir.name,
+                    concurrency=cfg.concurrency,
+                    turn_timeout=cfg.turn_timeout,
+                    episode_timeout=cfg.episode_timeout,
+                    on_episode=on_episode,
                 )
             finally:
                 await agent.aclose()
@@ -321,17 +442,12 @@ def _claim_run_dir(cfg: EvalConfig, run_dir: Path) -> None:
     path = run_dir / CONFIG_FILE
     if path.is_file() and read_episodes(run_dir / EPISODES_FILE):
         stored = read_yaml(path)
-        current = cfg.model_dump(mode="json")
-        diffs = [
-            f"{k}: stored {a!r}, now {b!r}"
-            for k, a, b in config_diff(stored, current)
-            if k.split(".")[0] not in RESUMABLE_CHANGES
-        ]
+        diffs = resume_changes(stored, cfg)
         if diffs:
             raise ConfigError(
-                f"{str(run_dir)!r} holds a run with a different config, so it cannot be resumed with this one "
-                f"({'; '.join(diffs[:5])}{'; ...' if len(diffs) > 5 else ''}). "
-                "Rerun with the stored settings, or pass a new --out directory."
+                f"--out {str(run_dir)!r} holds a run with a different config, so it cannot be resumed with this one "
+                f"({'; '.join(diffs[:5])}{f'; and {len(diffs) - 5} more' if len(diffs) > 5 else ''}). "
+                f"Rerun with the stored settings ({path}), or pass a new --out directory."
             )
     elif run_dir.exists() and (run_dir / EPISODES_FILE).exists():
         raise ConfigError(
@@ -339,6 +455,44 @@ def _claim_run_dir(cfg: EvalConfig, run_dir: Path) -> None:
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(dump_config(cfg))
+
+
+def resume_changes(stored: Mapping[str, Any], cfg: EvalConfig) -> list[str]:
+    """What differs between a run directory's stored config and ``cfg``, one readable line per change, the
+    changes a resume allows (``RESUMABLE_CHANGES``) left out. A changed suite env is named by its label or id
+    (``suite env 'turngym/GuessNumber-v0' (envs.0) kwargs.high: stored 16, now 32``); a different number of
+    envs is one line listing the envs on each side."""
+    current = cfg.model_dump(mode="json")
+    try:  # defaults the stored file predates are filled in, so only what was set differently counts
+        stored = EvalConfig.model_validate(stored).model_dump(mode="json")
+    except ValueError:
+        pass
+    stored_envs = ((stored.get("suite") or {}).get("envs")) or []
+    out = []
+    for key, old, new in config_diff(dict(stored), current):
+        if key.split(".")[0] in RESUMABLE_CHANGES:
+            continue
+        parts = key.split(".")
+        if parts[:2] == ["suite", "envs"] and len(parts) > 2 and parts[2].isdigit():
+            i = int(parts[2])
+            entry = stored_envs[i] if i < len(stored_envs) and isinstance(stored_envs[i], dict) else {}
+            name = entry.get("label") or entry.get("id") or f"#{i}"
+            out.append(f"suite env {name!r} (envs.{i}) " + describe_change(".".join(parts[3:]) or "entry", old, new))
+        elif key == "suite.envs":
+
+            def names(envs: Any) -> str:
+                return ", ".join(str(e.get("label") or e.get("id")) for e in envs if isinstance(e, dict)) or "none"
+
+            out.append(f"suite envs: stored {names(old)}; now {names(new)}")
+        else:
+            top = key.split(".")[0]
+            label = f"{key} (--{top.replace('_', '-')})" if top in _OPTION_KEYS and "." not in key else key
+            out.append(describe_change(label, old, new))
+    return out
+
+
+#: EvalConfig keys that are also eval options
+_OPTION_KEYS = frozenset({"episodes", "group_size", "turn_timeout", "episode_timeout"})
 
 
 def _in_task_order(plan: RunPlan, episodes: list[Episode]) -> list[Episode]:
@@ -350,6 +504,7 @@ __all__ = [
     "AgentConfig",
     "EvalConfig",
     "RunPlan",
+    "check_agent_spec",
     "default_run_dir",
     "eval_config",
     "execute",
@@ -357,4 +512,6 @@ __all__ = [
     "load_run",
     "plan_run",
     "play",
+    "prepare_agent",
+    "resume_changes",
 ]

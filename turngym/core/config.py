@@ -14,7 +14,7 @@ import collections.abc
 import copy
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,7 +25,17 @@ from turngym.core.errors import ConfigError, did_you_mean
 
 M = TypeVar("M", bound=BaseModel)
 
-__all__ = ["apply_overrides", "config_diff", "dump_config", "load_config", "parse_override", "read_yaml", "validate_config"]
+__all__ = [
+    "MISSING",
+    "apply_overrides",
+    "config_diff",
+    "describe_change",
+    "dump_config",
+    "load_config",
+    "parse_override",
+    "read_yaml",
+    "validate_config",
+]
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -100,26 +110,44 @@ def load_config(
     return validate_config(model, data, source=str(path) if path is not None else "the command line")
 
 
-def validate_config(model: type[M], data: Mapping[str, Any], *, source: str = "the config") -> M:
-    """``model.model_validate(data)``, with a ``ConfigError`` that names each bad field."""
+def validate_config(
+    model: type[M],
+    data: Mapping[str, Any],
+    *,
+    source: str = "the config",
+    fix: str | None = None,
+    origin: Callable[[str], str | None] | None = None,
+) -> M:
+    """``model.model_validate(data)``, with a ``ConfigError`` that names each bad field.
+
+    ``source`` names where ``data`` came from (``suite file 'x.yaml'``); ``fix`` replaces the closing advice
+    (default: fix it in the YAML file or with ``--set``); ``origin(dotted key)`` may name where one value came
+    from (``--episodes``), shown after the key."""
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        problems = "; ".join(_problem(err, model) for err in e.errors())
-        raise ConfigError(
-            f"{model.__name__} from {source} does not validate: {problems}. "
-            "Fix the value in the YAML file or with --set KEY=VALUE."
-        ) from None
+        problems = "; ".join(_problem(err, model, origin) for err in e.errors())
+        if fix is None:
+            raise ConfigError(
+                f"{model.__name__} from {source} does not validate: {problems}. "
+                "Fix the value in the YAML file or with --set KEY=VALUE."
+            ) from None
+        raise ConfigError(f"{source} does not validate: {problems}. {fix}") from None
 
 
-def _problem(err: Any, model: type[BaseModel]) -> str:
+def _problem(err: Any, model: type[BaseModel], origin: Callable[[str], str | None] | None = None) -> str:
     loc, owner = _readable_loc(model, err["loc"])
     where = ".".join(loc) or "(top level)"
+    came = origin(where) if origin is not None and loc else None
+    if came:
+        where = f"{where} (from {came})"
+    if err["type"] == "missing":
+        return f"{where}: missing (a required key)"
     if err["type"] == "extra_forbidden":
         if owner is None:
             return f"{where}: no such setting (check the spelling)"
         known = list(owner.model_fields)
-        section = ".".join(loc[:-1]) or "the config"
+        section = ".".join(loc[:-1]) or "the top level"
         return (
             f"{where}: no such setting (check the spelling).{did_you_mean(loc[-1], known)} "
             f"The settings of {section} are {', '.join(known)}"
@@ -173,15 +201,31 @@ def dump_config(cfg: BaseModel) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
+#: what ``config_diff`` gives for a key present on one side only
+MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<not set>", "__bool__": lambda self: False})()
+
+
 def config_diff(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """The leaves where two configs (nested dicts) differ: ``[(dotted key, a's value, b's value)]``; a key
-    present on one side only counts, with None on the other."""
+    """The leaves where two configs (nested dicts) differ: ``[(dotted key, a's value, b's value)]``. Lists of
+    the same length are compared item by item (``suite.envs.0.kwargs.high``); a key present on one side only
+    counts, with :data:`MISSING` on the other."""
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for k in list(a) + [k for k in b if k not in a]:
-            out += config_diff(a.get(k), b.get(k), f"{prefix}{k}.")
+            out += config_diff(a.get(k, MISSING), b.get(k, MISSING), f"{prefix}{k}.")
         return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and any(isinstance(x, dict) for x in a):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in config_diff(x, y, f"{prefix}{i}.")]
     return [] if a == b else [(prefix.rstrip("."), a, b)]
+
+
+def describe_change(key: str, old: Any, new: Any) -> str:
+    """One ``config_diff`` entry as a reader wants it: ``episodes: not set before, now 6``."""
+    if old is MISSING or old is None:
+        return f"{key}: not set before, now {new!r}"
+    if new is MISSING or new is None:
+        return f"{key}: was {old!r}, now not set"
+    return f"{key}: stored {old!r}, now {new!r}"
 
 
 def _deep_merge(a: dict[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
