@@ -1,10 +1,11 @@
 """LLM agents: a backend that samples token ids, a token-faithful conversation per episode.
 
-    backend (hf | vllm | openai)  prompt ids -> Generation(ids, logprobs, eos_id)
+    backend (hf | vllm | openai)  prompt ids -> Generation(ids, logprobs, eos_id, finish_reason)
     LLMAgent(backend=..., sampling=SamplingConfig(...))
       .start(env, seed) -> LLMPolicy: Conversation + backend; act(obs) -> reply text (or a message
                                       with tool_calls for envs that read native tool calls)
-      policy.finish(episode) writes tokens, mask, logprobs and each turn's spans
+      policy.finish(episode) writes tokens, mask, logprobs, each turn's spans, and
+                             turn.info["reply_cut"] (the reply ran into max_new_tokens)
 
 The system prompt is the env's ``description`` and its action format's ``describe()`` (agent
 option ``system_prompt`` replaces it, ``""`` drops it). With ``constrain=True`` the backend samples
@@ -42,6 +43,15 @@ class Generation:
     ids: list[int]
     logprobs: list[float]
     eos_id: int | None = None
+    #: why the reply ended, as the backend reports it: ``"stop"`` (EOS or a stop string), ``"length"`` (cut at
+    #: ``max_new_tokens``), or None (not reported: ``cut_at_budget`` infers it)
+    finish_reason: str | None = None
+
+    def cut_at_budget(self, max_new_tokens: int) -> bool:
+        """Whether the reply ended because the token budget ran out, not at EOS or a stop string."""
+        if self.finish_reason is not None:
+            return self.finish_reason == "length"
+        return self.eos_id is None and len(self.ids) >= max_new_tokens
 
 
 class Backend(ABC):
@@ -120,6 +130,8 @@ class LLMPolicy(Policy):
         self.chat_template = chat_template
         self.seeds = seeds
         self.conversation: Conversation | None = None
+        #: per reply: cut at max_new_tokens (written to each turn's info["reply_cut"] by ``finish``)
+        self.cuts: list[bool] = []
 
     async def act(self, observation: Observation) -> Action:
         conv = self.conversation
@@ -133,6 +145,7 @@ class LLMPolicy(Policy):
         conv.add_observation(observation.messages)
         gen = await self.backend.generate(list(conv.tokens), self.sampling, pattern=self.pattern, seed=next(self.seeds))
         text = conv.add_reply(gen.ids, gen.logprobs, eos_id=gen.eos_id)
+        self.cuts.append(gen.cut_at_budget(self.sampling.max_new_tokens))
         if self.native_tools:
             calls = tool_calls_in(text)
             if calls:
@@ -140,6 +153,7 @@ class LLMPolicy(Policy):
         return text
 
     def finish(self, episode: Episode) -> None:
+        record_cuts(episode, self.cuts)
         conv = self.conversation
         if conv is None:
             return
@@ -154,6 +168,13 @@ class LLMPolicy(Policy):
             turn.observation_span = observations[i] if i < len(observations) else None
 
 
+def record_cuts(episode: Episode, cuts: list[bool]) -> None:
+    """``turn.info["reply_cut"]``: whether each turn's reply was cut at ``max_new_tokens`` (the benchmarks
+    summary counts them: ``cut_replies``, ``cut_reply_rate``)."""
+    for turn, cut in zip(episode.turns, cuts, strict=False):
+        turn.info["reply_cut"] = cut
+
+
 def split_spec_options(
     kind: str, rest: str, options: dict[str, Any], backend_keys: tuple[str, ...]
 ) -> tuple[SamplingConfig, dict[str, Any], dict[str, Any]]:
@@ -163,7 +184,10 @@ def split_spec_options(
     if not rest:
         raise ConfigError(f"the {kind} agent needs a model directory: --agent {kind}:PATH")
     sampling, options = SamplingConfig.split_options(options)
-    agent_opts = {"system_prompt": options.pop("system_prompt", None), "chat_template": options.pop("chat_template", None)}
+    agent_opts = {
+        "system_prompt": options.pop("system_prompt", None),
+        "chat_template": options.pop("chat_template", None),
+    }
     backend_opts = {k: options.pop(k) for k in backend_keys if k in options}
     if options:
         raise ConfigError(

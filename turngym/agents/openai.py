@@ -28,7 +28,7 @@ from typing import Any, Literal
 import gymnasium
 
 from turngym.agents.base import Policy
-from turngym.agents.llm import Backend, Generation, LLMAgent
+from turngym.agents.llm import Backend, Generation, LLMAgent, record_cuts
 from turngym.agents.sampling import SamplingConfig
 from turngym.agents.templates import resolve_chat_template
 from turngym.core.errors import BackendError, ConfigError
@@ -126,9 +126,18 @@ class OpenAIBackend(Backend):
         if len(logprobs) != len(ids) or any(x is None for x in logprobs):
             raise BackendError(f"{self.base_url} returned {len(ids)} ids but {len(logprobs)} logprobs")
         eos = ids[-1] if ids and ids[-1] in self.eos_ids else None
-        return Generation(ids=[int(i) for i in ids], logprobs=[float(x) for x in logprobs], eos_id=eos)
+        reason = choice.get("finish_reason")
+        return Generation(
+            ids=[int(i) for i in ids],
+            logprobs=[float(x) for x in logprobs],
+            eos_id=eos,
+            finish_reason=reason if isinstance(reason, str) else None,
+        )
 
-    async def chat(self, messages: list[dict[str, Any]], sampling: SamplingConfig, *, seed: int | None) -> str:
+    async def chat(
+        self, messages: list[dict[str, Any]], sampling: SamplingConfig, *, seed: int | None, cuts: list[bool] | None = None
+    ) -> str:
+        """The reply's text; ``cuts`` gets whether the server cut it at ``max_tokens`` (finish_reason "length")."""
         body: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
@@ -141,7 +150,10 @@ class OpenAIBackend(Backend):
         if seed is not None:
             body["seed"] = seed
         data = await self._post("/chat/completions", body)
-        return data["choices"][0]["message"].get("content") or ""
+        choice = data["choices"][0]
+        if cuts is not None:
+            cuts.append(choice.get("finish_reason") == "length")
+        return choice["message"].get("content") or ""
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
@@ -157,17 +169,19 @@ class _TextPolicy(Policy):
         self.sampling = sampling
         self.messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
         self.seeds = seeds
+        self.cuts: list[bool] = []
 
     async def act(self, observation: Observation) -> Action:
         from turngym.agents.conversation import template_message
 
         self.messages.extend(template_message(m) for m in observation.messages)
-        text = await self.backend.chat(self.messages, self.sampling, seed=next(self.seeds))
+        text = await self.backend.chat(self.messages, self.sampling, seed=next(self.seeds), cuts=self.cuts)
         self.messages.append({"role": "assistant", "content": text})
         return text
 
     def finish(self, episode: Episode) -> None:
         episode.trainable = False  # no token stream: evaluation only
+        record_cuts(episode, self.cuts)
 
 
 class OpenAIAgent(LLMAgent):

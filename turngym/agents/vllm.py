@@ -91,7 +91,8 @@ def generation_from_output(completion: Any, eos_ids: set[int]) -> Generation:
         raise RuntimeError(f"vLLM returned {len(ids)} ids but logprobs for {len(completion.logprobs or [])}")
     logprobs = [float(step[i].logprob) for step, i in zip(completion.logprobs, ids, strict=True)]
     eos = ids[-1] if ids and ids[-1] in eos_ids else None
-    return Generation(ids=ids, logprobs=logprobs, eos_id=eos)
+    reason = getattr(completion, "finish_reason", None)
+    return Generation(ids=ids, logprobs=logprobs, eos_id=eos, finish_reason=reason if isinstance(reason, str) else None)
 
 
 class VLLMBackend(Backend):

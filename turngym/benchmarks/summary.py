@@ -1,5 +1,5 @@
 """Per-env and overall figures of a run: success rate with a 95% Wilson interval, returns, turns,
-invalid-action rate, tokens, wall time per phase. Pure functions of the episodes."""
+invalid-action rate, tokens, wall time per phase, replies cut at max_new_tokens. Pure functions of the episodes."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ from pydantic import BaseModel, Field
 
 from turngym.core.types import Episode
 
+#: the ``Turn.info`` key where an LLM policy records whether the reply was cut at ``max_new_tokens``
+CUT_KEY = "reply_cut"
+#: above this share of cut replies in an env, an eval warns (``cut_warning``)
+CUT_WARN_RATE = 0.2
 Z95 = 1.959963984540054  # the 97.5% quantile of the standard normal
 
 
@@ -56,6 +60,11 @@ class EnvSummary(BaseModel):
     skipped: str | None = None
     #: the first error text, as a hint
     first_error: str | None = None
+    #: LLM replies that ended because ``sampling.max_new_tokens`` ran out (not at EOS or a stop string)
+    cut_replies: int = 0
+    #: cut_replies / the replies that record how they ended (``Turn.info["reply_cut"]``); None for agents that
+    #: do not (scripted, random)
+    cut_reply_rate: float | None = None
 
 
 class Summary(BaseModel):
@@ -76,6 +85,7 @@ def summarize_env(name: str, episodes: Sequence[Episode]) -> EnvSummary:
     graded = any(e.success is not None or e.error is not None for e in episodes)
     turns = sum(e.num_turns for e in episodes)
     errors = [e.error for e in episodes if e.error]
+    cut = [bool(t.info[CUT_KEY]) for e in episodes for t in e.turns if CUT_KEY in t.info]
     return EnvSummary(
         env=name,
         episodes=n,
@@ -94,6 +104,23 @@ def summarize_env(name: str, episodes: Sequence[Episode]) -> EnvSummary:
             total=sum(e.wall_time for e in episodes),
         ),
         first_error=errors[0] if errors else None,
+        cut_replies=sum(cut),
+        cut_reply_rate=sum(cut) / len(cut) if cut else None,
+    )
+
+
+def cut_warning(summary: Summary, threshold: float = CUT_WARN_RATE) -> str | None:
+    """A warning when more than ``threshold`` of an env's replies were cut at ``max_new_tokens``: those
+    replies are mostly invalid actions, so the run measures the token budget more than the agent."""
+    rows = [s for s in summary.envs.values() if s.cut_reply_rate is not None and s.cut_reply_rate > threshold]
+    if not rows:
+        return None
+    listed = ", ".join(f"{s.env} {100 * s.cut_reply_rate:.0f}%" for s in rows)  # type: ignore[operator]
+    return (
+        f"replies cut at max_new_tokens (ended by the token budget, not at end of turn): {listed}. A cut reply "
+        "is usually an invalid action. Raise sampling.max_new_tokens (--set agent.max_new_tokens=N), or sample "
+        "with constrain (--set agent.constrain=true) under an action pattern that ends the reply "
+        "(an open-ended pattern such as [A-Za-z]+ lets a weak model run on to the budget)."
     )
 
 

@@ -47,6 +47,8 @@ class _Request:
     eos_id: int | None = None
     state: int = 0
     done: bool = False
+    #: ended at a stop string
+    stopped: bool = False
     #: reply tokens whose KV the batch's cache holds (fed to the model)
     fed: int = 0
 
@@ -160,7 +162,8 @@ class HFBackend(Backend):
                 continue
             for r in batch:
                 if not r.future.done():
-                    r.future.set_result(Generation(ids=r.ids, logprobs=r.logprobs, eos_id=r.eos_id))
+                    reason = "stop" if r.eos_id is not None or r.stopped else "length"
+                    r.future.set_result(Generation(ids=r.ids, logprobs=r.logprobs, eos_id=r.eos_id, finish_reason=reason))
 
     # -- for trainers ----------------------------------------------------------------------------
     async def load_weights(self, weights: Iterable[tuple[str, Any]]) -> None:
@@ -324,7 +327,9 @@ class HFBackend(Backend):
             r.state = r.fsm.advance(r.state, tok)
         if tok in self.eos_ids:
             r.eos_id, r.done = tok, True
-        elif len(r.ids) >= r.sampling.max_new_tokens or _hit_stop(self.tokenizer, r):
+        elif _hit_stop(self.tokenizer, r):
+            r.done = r.stopped = True
+        elif len(r.ids) >= r.sampling.max_new_tokens:
             r.done = True
 
     def _force(self, r: _Request) -> None:
