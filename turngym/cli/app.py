@@ -20,6 +20,7 @@ from turngym.cli.bench import app as bench_app
 from turngym.cli.envs import app as envs_app
 from turngym.cli.eval import eval_
 from turngym.cli.export import app as export_app
+from turngym.cli.init import init
 from turngym.cli.models import app as models_app
 from turngym.cli.play import play
 from turngym.cli.quickstart import quickstart
@@ -46,6 +47,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(models_app, name="models")
 app.add_typer(export_app, name="export")
 app.add_typer(bench_app, name="bench")
+app.command("init")(init)
 
 
 def main() -> None:
