@@ -118,3 +118,27 @@ def test_the_guides_env_passes_envs_check_and_evaluates(project, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     episodes = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
     assert len(episodes) == 5 and all(e["success"] for e in episodes)
+
+
+def test_help_turnenv_has_the_contract():
+    import turngym
+
+    doc = turngym.TurnEnv.__doc__
+    for must in (
+        'info["task_id"]',
+        'info["instance_hash"]',
+        'info["success"]',
+        "ActionError",
+        "invalid_penalty",
+        "max_invalid_actions",
+        "expert",
+        "instance_state",
+        "legal_actions",
+        "JsonToolCall",
+        "areset",
+        "blocking = True",
+        "turngym.envs",
+        '"module:namespace/Env-v0"',
+        "turngym init",
+    ):
+        assert must in doc, must

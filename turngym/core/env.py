@@ -35,7 +35,54 @@ ResetResult = tuple[Observation, dict[str, Any]]
 
 
 class TurnEnv(gymnasium.Env[Observation, Action]):
-    """Base class of multi-turn chat environments. See the module docstring."""
+    """Base class of multi-turn chat environments: observations are chat messages, actions are replies.
+
+    Subclass it and implement ``reset`` and ``step`` (or ``areset`` and ``astep``)::
+
+        class AddUp(turngym.TurnEnv):
+            action_format = BracketedMove(choices=["1", "2", "3"], example="[2]", what="step")
+
+            def reset(self, *, seed=None, options=None):
+                super().reset(seed=seed)                    # seeds self.np_random
+                self.target, self.total = int(self.np_random.integers(10, 31)), 0
+                return Observation.text(f"Reach {self.target}, adding 1, 2 or 3 a turn."), {}
+
+            def step(self, action):
+                self.total += int(self.action_format.parse(action))   # ActionError if it does not parse
+                done = self.total >= self.target
+                won = self.total == self.target
+                return Observation.text(f"Total {self.total}"), float(won), done, False, (
+                    {"success": won} if done else {})
+
+            def instance_state(self):
+                return {"target": self.target}
+
+        def expert(env):                                    # register(..., expert="mypkg.envs:expert")
+            return lambda obs: f"[{min(3, env.target - env.total)}]"
+
+    The contract:
+
+    - ``reset(*, seed=None, options=None) -> (Observation, info)``; the base class adds
+      ``info["task_id"]`` and ``info["instance_hash"]``, a hash of ``instance_state()`` (of the first
+      observation if it returns None): equal seeds must give equal instances, so draw them from
+      ``self.np_random`` after ``super().reset(seed=seed)``.
+    - ``step(action) -> (Observation, reward, terminated, truncated, info)``; ``action`` is the reply text
+      or a ``Message`` with ``tool_calls``. When the episode ends set ``info["success"]`` (a bool). Never
+      truncate: ``register(..., max_turns=N)`` adds the ``TurnLimit`` wrapper (which sets success False).
+    - Invalid replies: raise ``ActionError`` in ``step`` (``action_format.parse`` does). ``step`` then
+      returns the error as the observation, reward ``invalid_penalty`` (0.0) and ``info["action_error"]``;
+      the ``max_invalid_actions``-th (3) invalid reply of an episode ends it. Each uses up a turn.
+    - ``action_format``: ``FreeText``, ``BracketedMove``, ``TaggedBlock``, ``JsonToolCall(tools)`` or
+      ``NativeToolCalls(tools)`` (``turngym.core.actions``); tool envs put their ``ToolSpec`` list in
+      ``Observation.text(..., tools=...)`` and answer calls with ``Message(role="tool", tool_call_id=...)``.
+    - ``legal_actions()`` (optional) lists the valid replies for random agents and ``turngym envs check``.
+    - Async: envs that wait on I/O implement ``areset``/``astep``/``aclose``; a sync env whose ``step``
+      blocks sets ``blocking = True`` so async callers run it in a thread.
+    - Register with ``turngym.register(id, "module:Class", expert=..., max_turns=...)``, from a
+      ``turngym.envs`` entry point or a module reached as ``"module:namespace/Env-v0"``; then run
+      ``turngym envs check ID``. README.md, "Write your own env", has the whole guide; ``turngym init``
+      writes a package to start from.
+    """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
     #: how replies are parsed; set per class or per instance
