@@ -17,6 +17,7 @@ from __future__ import annotations
 import typer
 
 from turngym.cli.bench import app as bench_app
+from turngym.cli.compare import compare
 from turngym.cli.envs import app as envs_app
 from turngym.cli.eval import eval_
 from turngym.cli.export import app as export_app
@@ -40,6 +41,7 @@ app.add_typer(envs_app, name="envs")
 app.command("eval")(eval_)
 app.command("play")(play)
 app.command("view")(view)
+app.command("compare")(compare)
 app.command("train")(train)
 app.command("quickstart")(quickstart)
 app.command("serve")(serve)
