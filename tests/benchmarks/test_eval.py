@@ -58,7 +58,7 @@ def test_run_dir_holds_config_episodes_summary_and_report(tmp_path):
         by_group.setdefault(e.group_id, set()).add(e.instance_hash)
     assert len(by_group) == 12 and all(len(v) == 1 for v in by_group.values())
     html = (run / "report.html").read_text()
-    assert "data:image/png;base64," in html and "tiny" in html and "Example transcript" in html
+    assert "data:image/png;base64," in html and "tiny" in html and "id='episodes'" in html
     plot = html.split("data:image/png;base64,")[1].split("'")[0]
     assert base64.b64decode(plot)[:8] == b"\x89PNG\r\n\x1a\n"
     summary_json = json.loads((run / "summary.json").read_text())

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Self
 import turngym
 from turngym.core.errors import SandboxError
 from turngym.sandboxes.docker import SandboxConfig
-from turngym.sandboxes.images import fetch
+from turngym.sandboxes.images import docker_build, fetch
 from turngym.sandboxes.local import MODE_ENV, WORKDIR_ENV
 from turngym.sandboxes.reaper import (
     LABEL,
@@ -69,7 +69,6 @@ OWNER_FIFO_ENV = "TURNGYM_SERVE_OWNER_FIFO"
 PURE_SDISTS = ("chess",)
 #: the limits of a serve container: one server, its envs and their commands
 DEFAULT_LIMITS = SandboxConfig(image=SERVE_IMAGE, memory="2g", cpus=1.0, pids=512, work_size="512m", tmp_size="256m")
-
 
 
 # -- the image ----------------------------------------------------------------------------------------
@@ -99,30 +98,16 @@ def image_current(client: Any, image: str = SERVE_IMAGE) -> bool:
 
 def build_serve_image(client: Any, *, base: str = BASE_IMAGE, log: Callable[[str], None] | None = None) -> str:
     """Build ``turngym/serve:latest`` FROM ``base`` (see the module docstring); returns the image id."""
-    import docker.errors
-
-    context = _prepare_context(client, base, log or (lambda _m: None))
-    try:
-        image, _logs = client.images.build(
-            path=str(context),
-            dockerfile="serve.Dockerfile",
+    with fetch.cache_lock("serve"):
+        context = _prepare_context(client, base, log or (lambda _m: None))
+        return docker_build(
+            client,
+            context,
             tag=SERVE_IMAGE,
-            buildargs={"BASE": base, "SOURCE": source_digest()},
-            network_mode="none",
-            rm=True,
-            forcerm=True,
+            base=base,
+            dockerfile="serve.Dockerfile",
+            buildargs={"SOURCE": source_digest()},
         )
-    except docker.errors.BuildError as e:
-        tail = "".join(str(x.get("stream", x.get("error", ""))) for x in e.build_log)[-1500:]
-        raise SandboxError(f"building {SERVE_IMAGE} from {context} failed: {e.msg}\n{tail}") from None
-    except docker.errors.APIError as e:
-        if "not found" in str(e) or "pull access denied" in str(e):
-            raise SandboxError(
-                f"building {SERVE_IMAGE}: the base image {base!r} is missing; run `turngym sandbox build` "
-                "(scripts/setup/40-docker.sh does) first"
-            ) from None
-        raise
-    return image.id
 
 
 def _prepare_context(client: Any, base: str, log: Callable[[str], None]) -> Path:
@@ -166,7 +151,18 @@ def _fetch_wheels(client: Any, base: str, root: Path, wheels: Path) -> None:
     pins = {line.split("==")[0].lower(): line for line in constraints.read_text().split()}
     pure = [pins.get(name, name) for name in PURE_SDISTS]
     fetch.run_host(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps", "-w", str(wheels), *pure],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "-w",
+            str(wheels),
+            *pure,
+        ],
         what=f"building wheels of {' '.join(pure)}",
     )
     requirements = ["--find-links", str(wheels), "-r", str(IMAGE_DIR / "requirements.txt"), "-c", str(constraints)]

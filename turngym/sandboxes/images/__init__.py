@@ -40,29 +40,46 @@ def project_images() -> list[ImageSpec]:
 
 def build_image(client: Any, spec: ImageSpec, *, base: str = DEFAULT_BASE) -> str:
     """Build one image (no network during the build); returns its id."""
+    from turngym.sandboxes.images.fetch import cache_lock, prepare_context
+
+    with cache_lock(spec.context.name):
+        context = prepare_context(client, spec.context, spec.base or base)
+        return docker_build(client, context, tag=spec.tag, base=spec.base or base, labels={"turngym.image": spec.tag})
+
+
+def docker_build(
+    client: Any,
+    context: Path,
+    *,
+    tag: str,
+    base: str,
+    dockerfile: str = "Dockerfile",
+    buildargs: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+) -> str:
+    """``docker build`` of ``context`` FROM ``base`` (the ``BASE`` build arg) with no network; the image id, or a
+    ``SandboxError`` with the build log's tail (or naming the missing base image)."""
     import docker.errors
 
-    from turngym.sandboxes.images.fetch import prepare_context
-
     try:
-        context = prepare_context(client, spec.context, spec.base or base)
         image, _logs = client.images.build(
             path=str(context),
-            tag=spec.tag,
-            buildargs={"BASE": spec.base or base},
+            dockerfile=dockerfile,
+            tag=tag,
+            buildargs={"BASE": base, **(buildargs or {})},
             network_mode="none",
             rm=True,
             forcerm=True,
-            labels={"turngym.image": spec.tag},
+            labels=labels or {},
         )
     except docker.errors.BuildError as e:
         tail = "".join(str(x.get("stream", x.get("error", ""))) for x in e.build_log)[-1500:]
-        raise SandboxError(f"building {spec.tag} from {spec.context} failed: {e.msg}\n{tail}") from None
+        raise SandboxError(f"building {tag} from {context} failed: {e.msg}\n{tail}") from None
     except docker.errors.APIError as e:
         if "not found" in str(e) or "pull access denied" in str(e):
             raise SandboxError(
-                f"building {spec.tag}: the base image {spec.base or base!r} is missing; "
-                "run scripts/setup/40-docker.sh (it builds turngym/base:bookworm with debootstrap) or pass --base"
+                f"building {tag}: the base image {base!r} is missing; run scripts/setup/40-docker.sh (it builds "
+                "turngym/base:bookworm with debootstrap and the sandbox image on it) or pass --base"
             ) from None
         raise
     return image.id

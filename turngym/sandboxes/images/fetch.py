@@ -15,6 +15,8 @@ architecture and glibc, which ``prepare_context`` asks a throwaway container of 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -22,6 +24,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,20 @@ _INST = re.compile(r"^Inst (\S+) (?:\[[^]]*\] )?\((\S+)", re.MULTILINE)
 
 def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "turngym" / "images"
+
+
+@contextlib.contextmanager
+def cache_lock(name: str) -> Iterator[None]:
+    """Hold the cache entry ``name`` for this process: two builds at once (two checkouts, a test beside
+    ``make setup``) would otherwise fetch into, and build from, the same directory at the same time."""
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / f"{name}.lock").open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def needs_fetch(context: Path) -> bool:
@@ -57,7 +74,7 @@ def prepare_context(client: Any, context: Path, base: str) -> Path:
     if not (stamp.is_file() and stamp.read_text() == key):
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
-        probe = _run_base(client, base, ["sh", "-c", f"python3 -c \"{_PROBE}\" && cat /var/lib/dpkg/status"])
+        probe = _run_base(client, base, ["sh", "-c", f'python3 -c "{_PROBE}" && cat /var/lib/dpkg/status'])
         first, _, status = probe.partition("\n")
         facts = json.loads(first)
         if (context / "debs.txt").is_file():
@@ -132,6 +149,8 @@ def _run_base(client: Any, base: str, cmd: list[str]) -> str:
     try:
         return client.containers.run(base, cmd, remove=True, network_mode="none", stderr=True).decode()
     except docker.errors.ImageNotFound:
-        raise SandboxError(f"the base image {base!r} is missing: run `turngym sandbox build` (it builds it first)") from None
+        raise SandboxError(
+            f"the base image {base!r} is missing: run `turngym sandbox build` (it builds it first)"
+        ) from None
     except docker.errors.ContainerError as e:
         raise SandboxError(f"probing the base image {base!r} failed: {e}; the image needs python3 and dpkg") from None
