@@ -235,7 +235,6 @@ def plan_run(cfg: EvalConfig, run_dir: str | Path) -> RunPlan:
             "its config.yaml; pass a new --out directory (to evaluate the run's model: `turngym export model "
             f"{run_dir} --out DIR`, then --agent hf:DIR)"
         )
-    _claim_run_dir(cfg, run_dir)
     suite = cfg.suite
     group_size = cfg.group_size or suite.group_size
     names = [e.name for e in suite.envs]
@@ -263,6 +262,7 @@ def plan_run(cfg: EvalConfig, run_dir: str | Path) -> RunPlan:
         )
         env_of.update((t.group_id, entry.name) for t in env_tasks)
         tasks.extend(env_tasks)
+    _claim_run_dir(cfg, run_dir)  # only once the tasks are known: a plan that fails writes nothing
     wanted = {t.episode_id for t in tasks}
     done = [e for e in read_episodes(run_dir / EPISODES_FILE) if e.episode_id in wanted]
     return RunPlan(cfg=cfg, run_dir=run_dir, tasks=tasks, env_of=env_of, order=names, skipped=skipped, done=done)

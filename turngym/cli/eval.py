@@ -177,7 +177,8 @@ def summary_table(summary: Any) -> Table:
     caption = "\n".join(f"{s.env} skipped: {s.skipped}" for s in skipped) or None
     table = Table(title=f"{summary.suite} / {summary.agent}", caption=caption, caption_justify="left")
     table.add_column("env", no_wrap=True)
-    for col in ("episodes", "success", "95% CI", "return", "turns", "invalid", "errors"):
+    cut = any(s.cut_reply_rate is not None for s in summary.envs.values())  # an LLM agent: replies cut at the budget
+    for col in ("episodes", "success", "95% CI", "return", "turns", "invalid", "errors", *(["cut"] if cut else [])):
         table.add_column(col, justify="right", no_wrap=True)
 
     def pct(x: float | None) -> str:
@@ -186,7 +187,7 @@ def summary_table(summary: Any) -> Table:
     rows = list(summary.envs.values())
     for s in [*rows, summary.overall]:
         if s.skipped is not None:
-            table.add_row(s.env, "-", "[yellow]skipped[/]", "", "", "", "", "")
+            table.add_row(s.env, "-", "[yellow]skipped[/]", "", "", "", "", "", *([""] if cut else []))
             continue
         if s is summary.overall:
             table.add_section()
@@ -199,5 +200,6 @@ def summary_table(summary: Any) -> Table:
             "-" if s.mean_turns is None else f"{s.mean_turns:.1f}",
             pct(s.invalid_action_rate),
             f"[red]{s.errors}[/]" if s.errors else "0",
+            *([pct(s.cut_reply_rate)] if cut else []),
         )
     return table
