@@ -117,7 +117,7 @@ def test_check_inputs_names_a_missing_model_and_an_unknown_env(tmp_path):
     with pytest.raises(RegistryError, match=r"env\.id: no env registered as 'turngym/GuesNumber-v0'\. Did you mean"):
         check_inputs(TrainConfig(**{**base(tmp_path), "env": {"id": "turngym/GuesNumber-v0"}}))
     suite = {k: v for k, v in base(tmp_path).items() if k != "env"}
-    with pytest.raises(ConfigError, match="no suite named 'smok'"):
+    with pytest.raises(ConfigError, match="suite 'smok': no shipped suite has that name. Did you mean 'smoke'"):
         check_inputs(TrainConfig(**suite, suite="smok"))
     offline = {"name": "archer", "mode": "offline", "dataset": str(tmp_path / "nothing")}
     with pytest.raises(ConfigError, match=r"algorithm\.dataset='.*nothing' does not exist"):

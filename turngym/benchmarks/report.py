@@ -561,7 +561,7 @@ def success_plot(rows: Sequence[EnvSummary]) -> str:
 
 #: the summary's optional per-env figure of replies cut at max_new_tokens (added by turngym.benchmarks.summary
 #: where the agent reports it); the report shows it where the summary has it
-_CUT_FIELD = "cut_rate"
+_CUT_FIELD = "cut_reply_rate"
 
 
 def _summary_table(summary: Summary) -> str:

@@ -51,7 +51,9 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+from rich.markup import escape
 
+from turngym.benchmarks.summary import cut_warning
 from turngym.core.config import config_diff, dump_config
 from turngym.core.errors import ConfigError
 from turngym.trainers.config import TrainConfig
@@ -200,6 +202,10 @@ class ProgressDisplay:
         if self._main is not None:
             self._progress.update(self._main, completed=completed, info=info)
 
+    def warn(self, text: str) -> None:
+        """A warning line above the bars (on stderr, also where the bars are off)."""
+        self._progress.console.print(f"[bold yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
     @contextmanager
     def phase(self, description: str, total: int) -> Iterator[Any]:
         """A bar for one phase of an iteration (none for a single step); yields ``advance()``."""
@@ -233,6 +239,7 @@ class TrainLoop:
         self._stale = False  # the engine serves older weights than the trainer holds
         self._tokenizer: Any = None
         self._last_eval: Any = None  # the last EvalResult of this process (the report's), else read from the store
+        self._cut_warned = False
 
     @property
     def backend(self) -> Any:
@@ -342,6 +349,10 @@ class TrainLoop:
         self.dir.log({"kind": "eval", "iteration": self.iteration, "episodes_seen": self.episodes_seen,
                       **result.metrics, "time_eval": time.perf_counter() - t0})
         self._last_eval = result
+        warning = cut_warning(result.summary)
+        if warning is not None and not self._cut_warned:  # once a run: every eval would repeat it
+            self._cut_warned = True
+            self.progress.warn(warning)
         self.report()
         return result.metrics
 
