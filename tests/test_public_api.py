@@ -14,6 +14,7 @@ PUBLIC = [
     "ConfigError",
     "EnvUnavailable",
     "Episode",
+    "EpisodeOver",
     "Message",
     "Observation",
     "PageCrashed",

@@ -170,3 +170,61 @@ def test_async_close_reaches_a_sync_close_and_vice_versa():
     asyncio.run(env.aclose())
     AsyncClose().close()
     assert closed == ["sync", "async"]
+
+
+def _play_out(env, action="[1]"):
+    """Step ``env`` until the episode ends; the last result."""
+    while True:
+        result = env.step(action)
+        if result[2] or result[3]:
+            return result
+
+
+@pytest.mark.parametrize("make_env", [lambda: Counter(target=2), AsyncCounter], ids=["sync", "async"])
+def test_a_step_after_termination_is_refused_until_reset(make_env):
+    env = make_env()
+    env.reset(seed=0)
+    assert _play_out(env)[2] is True
+    with pytest.raises(turngym.EpisodeOver, match=r"after the episode ended \(terminated\).*call reset\(\)") as e:
+        env.step("[1]")
+    assert isinstance(e.value, RuntimeError)
+    with pytest.raises(turngym.EpisodeOver):
+        asyncio.run(env.astep("[1]"))
+    env.reset(seed=0)
+    assert env.step("[1]")[1] in (0.0, 1.0)  # a new episode plays again
+
+
+def test_a_step_after_the_last_invalid_action_is_refused():
+    env = Counter(max_invalid_actions=2)
+    env.reset(seed=0)
+    assert env.step("nope")[2] is False and env.step("nope")[2] is True
+    with pytest.raises(turngym.EpisodeOver, match="terminated"):
+        env.step("[1]")
+
+
+def test_a_step_after_the_turn_limit_is_refused_until_reset():
+    from turngym.core.wrappers import TurnLimit
+
+    env = TurnLimit(Counter(target=100), max_turns=2)
+    env.reset(seed=0)
+    assert [env.step("[1]")[3] for _ in range(2)] == [False, True]
+    with pytest.raises(turngym.EpisodeOver, match=r"truncated.*max_turns=2.*call reset\(\)"):
+        env.step("[1]")
+    with pytest.raises(turngym.EpisodeOver, match="max_turns=2"):
+        asyncio.run(env.astep("[1]"))
+    env.reset(seed=0)
+    assert env.step("[1]")[3] is False
+
+
+def test_make_vec_plays_text_envs_with_autoreset():
+    vec = gymnasium.make_vec("turngym/GuessNumber-v0", num_envs=2, max_turns=2)
+    try:
+        obs, info = vec.reset(seed=[1, 2])
+        assert len(obs) == 2 and all(isinstance(o, Observation) for o in obs)
+        assert list(info["task_id"]) == ["turngym/GuessNumber-v0"] * 2
+        truncated = [vec.step(("[50]", "[abc]"))[3].tolist() for _ in range(3)]
+        assert truncated == [[False, False], [True, True], [False, False]]  # the third step resets both
+        obs, reward, *_ = vec.step(("[50]", "[50]"))
+        assert "50" in obs[0].last_text and reward.tolist() == [0.0, 0.0]
+    finally:
+        vec.close()

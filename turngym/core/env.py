@@ -26,7 +26,7 @@ from typing import Any, ClassVar, SupportsFloat
 import gymnasium
 
 from turngym.core.actions import ActionFormat, FreeText
-from turngym.core.errors import ActionError
+from turngym.core.errors import ActionError, EpisodeOver
 from turngym.core.spaces import ActionSpace, ObservationSpace
 from turngym.core.types import Action, Observation, ToolSpec
 
@@ -102,6 +102,7 @@ class TurnEnv(gymnasium.Env[Observation, Action]):
     _last_tools: list[ToolSpec] = []  # noqa: RUF012 - replaced per instance, never mutated
     _last_obs: Observation | None = None
     _loop: asyncio.AbstractEventLoop | None = None
+    _ended: str | None = None  # how the episode ended ("terminated", "truncated"), until the next reset
 
     def __init__(
         self,
@@ -213,6 +214,7 @@ class TurnEnv(gymnasium.Env[Observation, Action]):
     def _after_reset(self, result: ResetResult) -> ResetResult:
         obs, info = result
         self._invalid_count = 0
+        self._ended = None
         self._last_tools = obs.tools
         self._last_obs = obs
         info.setdefault("task_id", self._task_id())
@@ -226,7 +228,16 @@ class TurnEnv(gymnasium.Env[Observation, Action]):
     def _after_step(self, result: StepResult) -> StepResult:
         self._last_tools = result[0].tools
         self._last_obs = result[0]
+        self._ended = "terminated" if result[2] else ("truncated" if result[3] else None)
         return result
+
+    def _before_step(self) -> None:
+        """Refuse a step of a finished episode: it would be paid a reward the episode never earned."""
+        if self._ended is not None:
+            raise EpisodeOver(
+                f"{type(self).__name__}.step() was called after the episode ended ({self._ended}): a finished "
+                "episode takes no more actions and pays no reward; call reset() to start the next episode"
+            )
 
     def _invalid(self, error: ActionError) -> StepResult:
         self._invalid_count += 1
@@ -239,6 +250,7 @@ class TurnEnv(gymnasium.Env[Observation, Action]):
         info: dict[str, Any] = {"action_error": str(error), "invalid_actions": self._invalid_count}
         if done:
             info["success"] = False
+            self._ended = "terminated"
         return obs, float(self.invalid_penalty), done, False, info
 
 
@@ -276,6 +288,7 @@ def _guard_areset(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _guard_step(fn: Callable[..., StepResult]) -> Callable[..., StepResult]:
     @functools.wraps(fn)
     def step(self: TurnEnv, action: Action) -> StepResult:
+        self._before_step()
         try:
             return self._after_step(fn(self, action))
         except ActionError as e:
@@ -288,6 +301,7 @@ def _guard_step(fn: Callable[..., StepResult]) -> Callable[..., StepResult]:
 def _guard_astep(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def astep(self: TurnEnv, action: Action) -> StepResult:
+        self._before_step()
         try:
             return self._after_step(await fn(self, action))
         except ActionError as e:

@@ -2,6 +2,7 @@
 
     TurngymError                 base of every error turngym raises on purpose
     ├── ActionError              (ValueError) an action that does not parse or is not allowed (never escapes ``step``)
+    ├── EpisodeOver              (RuntimeError) ``step`` after the episode ended (terminated or truncated), before ``reset``
     ├── RegistryError            (KeyError) an unknown or broken env id
     ├── EnvUnavailable           (RuntimeError) an env whose requirements are missing here (package, Docker, Chromium)
     ├── ConfigError              (ValueError) a config, suite or ``--set`` value that does not validate
@@ -33,6 +34,7 @@ __all__ = [
     "CheckFailed",
     "ConfigError",
     "EnvUnavailable",
+    "EpisodeOver",
     "PageCrashed",
     "PageError",
     "PageHung",
@@ -57,6 +59,11 @@ class ActionError(TurngymError, ValueError):
     Raised inside ``TurnEnv.step``; the base class turns it into an error observation, the env's
     invalid-action penalty and ``info["action_error"]``. It never reaches the caller of ``step``.
     """
+
+
+class EpisodeOver(TurngymError, RuntimeError):
+    """``step``/``astep`` was called after the episode ended (terminated, or truncated by ``TurnLimit``) and
+    before the next ``reset``: a finished episode takes no more actions and pays no more reward."""
 
 
 class RegistryError(TurngymError, KeyError):

@@ -56,4 +56,9 @@ class ActionSpace(Space[Action]):
         return f"ActionSpace({type(self.action_format).__name__})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ActionSpace) and other.action_format is self.action_format
+        """Equal action formats (same class, same settings): each env of ``gymnasium.make_vec`` has its own
+        format object, and Gymnasium's vector envs require their sub-envs' spaces to be equal."""
+        if not isinstance(other, ActionSpace):
+            return False
+        a, b = self.action_format, other.action_format
+        return a is b or (type(a) is type(b) and vars(a) == vars(b))

@@ -14,6 +14,7 @@ from typing import Any
 import gymnasium
 
 from turngym.core.env import ResetResult, StepResult, TurnEnv
+from turngym.core.errors import EpisodeOver
 from turngym.core.types import Action, Observation
 
 
@@ -48,7 +49,8 @@ class TurnWrapper(gymnasium.Wrapper[Observation, Action, Observation, Action]):
 
 class TurnLimit(TurnWrapper, gymnasium.utils.RecordConstructorArgs):
     """Truncate the episode after ``max_turns`` steps (Gymnasium's ``TimeLimit``, for both APIs).
-    It records its argument, so ``gymnasium.make(env.spec)`` makes the same env again."""
+    It records its argument, so ``gymnasium.make(env.spec)`` makes the same env again. A step after the
+    truncation (before ``reset``) raises ``EpisodeOver``, as the env itself does after ``terminated``."""
 
     def __init__(self, env: gymnasium.Env, max_turns: int) -> None:
         if max_turns < 1:
@@ -57,9 +59,27 @@ class TurnLimit(TurnWrapper, gymnasium.utils.RecordConstructorArgs):
         super().__init__(env)
         self.max_turns = max_turns
         self._turns = 0
+        self._truncated = False
+
+    def step(self, action: Action) -> StepResult:
+        self._check_open()
+        return super().step(action)
+
+    async def astep(self, action: Action) -> StepResult:
+        self._check_open()
+        return await super().astep(action)
+
+    def _check_open(self) -> None:
+        if self._truncated:
+            raise EpisodeOver(
+                f"step() was called after the episode was truncated at its turn limit (TurnLimit max_turns="
+                f"{self.max_turns}): a finished episode takes no more actions and pays no reward; call reset() "
+                "to start the next episode (or make the env with a larger max_turns=N)"
+            )
 
     def on_reset(self, result: ResetResult) -> ResetResult:
         self._turns = 0
+        self._truncated = False
         return result
 
     def on_step(self, result: StepResult) -> StepResult:
@@ -68,6 +88,7 @@ class TurnLimit(TurnWrapper, gymnasium.utils.RecordConstructorArgs):
         if self._turns >= self.max_turns and not terminated:
             truncated = True
             info.setdefault("success", False)
+        self._truncated = bool(truncated) and not terminated
         return obs, reward, terminated, truncated, info
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from turngym.agents.base import make_agent
 from turngym.agents.runner import EpisodeTask, run_episodes
-from turngym.core.errors import ConfigError, SandboxError
+from turngym.core.errors import ConfigError, EpisodeOver, SandboxError
 from turngym.core.registry import make
 from turngym.core.types import Message, ToolCall
 from turngym.envs.tools.mcp_tools import (
@@ -133,7 +133,7 @@ async def test_tools_are_the_servers_and_errors_are_observations():
         assert "no such table" in obs.last_text
         obs, reward, terminated, _, info = await env.astep(submit("3"))
         assert terminated and reward == 1.0 and info["success"]
-        with pytest.raises(SandboxError, match="reset"):
+        with pytest.raises(EpisodeOver, match="reset"):  # a finished episode takes no more calls
             await env.astep(submit("3"))
     finally:
         await env.aclose()
