@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import itertools
 import os
@@ -197,10 +198,21 @@ class VLLMBackend(Backend):
         return [float(step[tok].logprob) for step, tok in zip(final.prompt_logprobs[1:], ids[1:], strict=True)]
 
     async def aclose(self) -> None:
+        """Shut the engine down now, and disarm vLLM's ``AsyncLLM.__del__``: it calls ``shutdown()``
+        again when the engine is collected, and at interpreter exit (module globals already ``None``)
+        that prints ``Exception ignored in: AsyncLLM.__del__ ... TypeError``."""
         if self._closed:
             return
         self._closed = True
-        self.engine.shutdown()
+        engine = self.engine
+        engine.shutdown()
+        engine.__class__ = _shut_down_class(type(engine))
+
+
+@functools.cache
+def _shut_down_class(cls: type) -> type:
+    """``cls`` with a ``__del__`` that does nothing: the class of an engine already shut down."""
+    return type(f"ShutDown{cls.__name__}", (cls,), {"__del__": lambda self: None, "__module__": __name__})
 
 
 class VLLMAgent(LLMAgent):

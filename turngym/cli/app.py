@@ -1,21 +1,28 @@
 """The ``turngym`` command line (typer + rich): one module per verb, assembled here.
 
     turngym envs list [--all]            turngym envs info ID           turngym envs check ID|--all
-    turngym eval --suite smoke --agent scripted [--episodes N] [--concurrency C] [--out DIR] [--set k=v]
-    turngym play ID [--seed N]           turngym view RUN_DIR
+    turngym eval --suite smoke|--env ID --agent scripted [--episodes N] [--out DIR] [--set k=v]
+    turngym play ID [--seed N]           turngym view RUN_DIR           turngym compare RUN_A RUN_B
     turngym train -c run.yaml [--set k=v] [--resume]                    turngym quickstart
+    turngym serve ID [ID ...] [--port P] [--docker]                     turngym init NAME
+    turngym export episodes RUN --format hf|sft|dpo|tokens
     turngym sandbox ...                  turngym models ...
     turngym bench env ID | sandbox | browser | rollout --agent SPEC --env ID
 
 Heavy modules (torch, matplotlib, agents, Docker, Playwright) are imported inside the commands that need
 them, so ``turngym envs list`` starts fast. Exit codes: 0 done, 1 the run failed, 2 a mistake in the
-user's input (option, config, ``--set``, env id) or an env this machine cannot run, 130 interrupted (see :mod:`turngym.cli._common`).
+user's input (option, config, ``--set``, env id) or an env this machine cannot run, 130 interrupted
+(see :mod:`turngym.cli._common`). A command that needs vLLM started from a Python without it re-executes
+under the vLLM virtualenv (:mod:`turngym.cli._vllm_venv`).
 """
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
+from turngym.cli._vllm_venv import reexec_under_vllm
 from turngym.cli.bench import app as bench_app
 from turngym.cli.compare import compare
 from turngym.cli.envs import app as envs_app
@@ -25,8 +32,8 @@ from turngym.cli.init import init
 from turngym.cli.models import app as models_app
 from turngym.cli.play import play
 from turngym.cli.quickstart import quickstart
-from turngym.cli.serve import serve
 from turngym.cli.sandbox import app as sandbox_app
+from turngym.cli.serve import serve
 from turngym.cli.train import train
 from turngym.cli.view import view
 
@@ -53,6 +60,7 @@ app.command("init")(init)
 
 
 def main() -> None:
+    reexec_under_vllm(sys.argv[1:])  # a vllm command from a Python without vLLM runs under .venv-vllm
     app()
 
 
