@@ -4,6 +4,7 @@ PERFORMANCE.md: it takes minutes, not a test's seconds.)"""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,9 @@ def test_quickstart_short_run_prints_the_table_and_writes_the_report(tmp_path):
     assert (out / "curve.png").stat().st_size > 1000
     # the one report writer's train section: the curve, the evals, the last eval's per-env table and a transcript
     assert "Learning curve" in report and "Held-out evals" in report and "Last held-out eval (iteration 2)" in report
-    assert "turngym/GuessNumber-v0" in report and "Example transcript" in report
+    data = json.loads(report.split("id='report-data'>")[1].split("</script>")[0].replace("<\\/", "</"))
+    assert data["envs"] == ["turngym/GuessNumber-v0"] and len(data["rows"]) == 4
+    assert data["transcripts"] and data["transcripts"][0]["turns"]  # the viewer opens the last eval's transcripts
     # the eval episodes are in the run's episode store (not lost), marked with their iteration
     from turngym.benchmarks.store import read_episodes
 

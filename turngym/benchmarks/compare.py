@@ -12,12 +12,11 @@ where both played the same seeds it is conservative (a paired test would be narr
 
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from turngym.benchmarks.report import _asset, read_last_eval, run_metadata
+from turngym.benchmarks.report import _asset, _e, _num, _pct, read_last_eval, run_metadata
 from turngym.benchmarks.store import EPISODES_FILE, read_episodes
 from turngym.benchmarks.summary import Z95, EnvSummary, Summary, summarize
 from turngym.benchmarks.summary import wilson_interval as wilson
@@ -159,15 +158,3 @@ def _ran(s: EnvSummary | None) -> EnvSummary | None:
 
 def _signed_pct(x: float) -> str:
     return f"{100 * x:+.1f}%"
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
-
-
-def _num(x: float | None, digits: int = 3) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
-
-
-def _e(text: object) -> str:
-    return html.escape(str(text))
