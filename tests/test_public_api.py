@@ -24,6 +24,8 @@ PUBLIC = [
     "RemoteEnvError",
     "SandboxError",
     "ServeError",
+    "SnapshotError",
+    "SnapshotUnsupported",
     "StaleWeightsError",
     "TemplateError",
     "ToolCall",

@@ -12,7 +12,10 @@ The checks (DESIGN.md, Environments):
 - a garbage action yields ``info["action_error"]`` and no exception;
 - at the end of an episode ``info["success"]`` is set (a bool);
 - a registered ``expert`` imports, is callable, and its policy plays an episode of seed 0 to the end
-  without raising.
+  without raising;
+- where the env supports snapshots (``snapshot_unsupported`` is None): a snapshot after a few random
+  steps, restored into a fresh env instance, replays the same actions with the same observations,
+  rewards, ends and instance, and a restored env takes other actions too (it is not frozen).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-from turngym.core.errors import CheckFailed
+from turngym.core.env import instance_hash
+from turngym.core.errors import CheckFailed, EpisodeOver
 from turngym.core.registry import env_info, load_object, make
 
 GARBAGE_ACTIONS = ("", "\x00 ]][[ not an action {{")
@@ -43,6 +47,8 @@ def check_registered_env(env_id: str, *, seeds: int = 6, steps: int = 5, max_epi
         ("success at episode end", lambda: _check_success(env_id, max_steps=max_episode_steps)),
         ("expert", lambda: _check_expert(env_id, max_steps=max_episode_steps)),
     ]
+    if _supports_snapshots(env_id):
+        checks.append(("snapshot and restore", lambda: _check_snapshot(env_id, steps=steps)))
     for name, check in checks:
         try:
             check()
@@ -227,6 +233,107 @@ def _check_expert(env_id: str, *, max_steps: int) -> None:
         raise CheckFailed(f"the expert's episode (seed 0) did not end within {max_steps} steps; register max_turns")
     finally:
         env.close()
+
+
+def _supports_snapshots(env_id: str) -> bool:
+    env = _make(env_id)
+    try:
+        return getattr(env.unwrapped, "snapshot_unsupported", "") is None
+    finally:
+        env.close()
+
+
+def _outcome(result: tuple) -> list[Any]:
+    obs, reward, terminated, truncated, _ = result
+    return [obs.model_dump(mode="json"), float(reward), bool(terminated), bool(truncated)]
+
+
+_OUTCOME_PARTS = ("observation", "reward", "terminated", "truncated")
+
+
+def _check_snapshot(env_id: str, *, steps: int, prefix: int = 3) -> None:
+    """Snapshot after ``prefix`` random steps, record ``steps`` more, restore into a fresh env, replay."""
+    env, fresh = _make(env_id), _make(env_id)
+    try:
+        for seed in range(5):  # a seed whose random prefix leaves the episode running
+            env.reset(seed=seed)
+            rng = np.random.default_rng(1000 + seed)  # not the stream reset(seed) drew the instance from
+            env.action_space.seed(seed)
+            ended = any(_outcome(env.step(_random_action(env, rng)))[2:] != [False, False] for _ in range(prefix))
+            if not ended:
+                break
+        data, instance = env.snapshot(), _instance(env)
+        if ended:  # every prefix ended its episode: the restored one must be over too
+            _check_restored_over(fresh, data, seed=seed)
+            return
+        actions, recorded = [], []
+        for _ in range(steps):
+            actions.append(_random_action(env, rng))
+            recorded.append(_outcome(env.step(actions[-1])))
+            if recorded[-1][2] or recorded[-1][3]:
+                break
+        fresh.restore(data)
+        if _instance(fresh) != instance:
+            raise CheckFailed(
+                f"seed {seed}: the env restored from a snapshot has another instance: its instance_state() hashes "
+                f"to {_instance(fresh)}, the original's to {instance}; snapshot() must save every attribute the "
+                "instance is drawn into"
+            )
+        for i, (action, want) in enumerate(zip(actions, recorded, strict=True)):
+            got = _outcome(fresh.step(action))
+            for part, a, b in zip(_OUTCOME_PARTS, want, got, strict=True):
+                if a != b:
+                    raise CheckFailed(
+                        f"seed {seed}: restored into a fresh env, step {prefix + i + 1} ({action!r}) gave the "
+                        f"{part} {_short(b)}, the original episode {_short(a)}: snapshot() must save every "
+                        "attribute the episode changes (name only per-process ones in snapshot_exclude)"
+                    )
+        _check_not_frozen(env, data, actions[0], recorded[0], seed=seed, step=prefix + 1)
+    finally:
+        env.close()
+        fresh.close()
+
+
+def _instance(env: gymnasium.Env) -> str:
+    """The hash of the env's ``instance_state()`` now (what ``info["instance_hash"]`` hashes at reset)."""
+    return instance_hash(env.unwrapped._task_id(), env.unwrapped.instance_state())
+
+
+def _check_restored_over(env: gymnasium.Env, data: bytes, *, seed: int) -> None:
+    env.restore(data)
+    try:
+        env.step(_random_action(env, np.random.default_rng(seed)))
+    except EpisodeOver:
+        return
+    raise CheckFailed(
+        f"seed {seed}: a snapshot of a finished episode, restored, took another step: snapshot() must save "
+        "that the episode ended (TurnEnv's _ended, TurnLimit's count)"
+    )
+
+
+def _check_not_frozen(
+    env: gymnasium.Env, data: bytes, action: Any, recorded: list[Any], *, seed: int, step: int
+) -> None:
+    """Restored, the env answers some other action than ``action`` with another observation."""
+    env.restore(data)
+    others = [a for a in (env.unwrapped.legal_actions() or []) if a != action][:20]
+    tried = []
+    for other in others or [env.action_space.sample() for _ in range(5)]:
+        env.restore(data)
+        got = _outcome(env.step(other))
+        if got[0] != recorded[0]:
+            return
+        tried.append(other)
+    if tried:
+        raise CheckFailed(
+            f"seed {seed}: restored, the env answered every other action at step {step} ({_short(tried)}) with "
+            f"the observation of {action!r}, {_short(recorded[0])}: restore() must leave an env that plays on"
+        )
+
+
+def _short(value: Any, n: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= n else text[:n] + "..."
 
 
 async def _awaited(awaitable: Any) -> Any:

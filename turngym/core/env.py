@@ -12,6 +12,10 @@ env's ``invalid_penalty`` and ``info["action_error"]``; the episode ends after
 
 Every ``reset`` returns ``info["task_id"]`` and ``info["instance_hash"]``: equal seeds give equal
 hashes, so a group of episodes can prove it shares one task instance.
+
+Snapshots: ``snapshot()`` returns the episode's state as bytes and ``restore(data)`` puts it back, into
+the same env or a fresh one made with the same arguments, in any process. Envs whose whole state is
+picklable Python opt in with ``snapshot_unsupported = None``; the rest raise ``SnapshotUnsupported``.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ import asyncio
 import functools
 import hashlib
 import json
-from collections.abc import Callable
+import pickle
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, SupportsFloat
 
 import gymnasium
 
 from turngym.core.actions import ActionFormat, FreeText
-from turngym.core.errors import ActionError, EpisodeOver
+from turngym.core.errors import ActionError, EpisodeOver, SnapshotError, SnapshotUnsupported
 from turngym.core.spaces import ActionSpace, ObservationSpace
 from turngym.core.types import Action, Observation, ToolSpec
 
@@ -82,6 +87,15 @@ class TurnEnv(gymnasium.Env[Observation, Action]):
       ``turngym.envs`` entry point or a module reached as ``"module:namespace/Env-v0"``; then run
       ``turngym envs check ID``. README.md, "Write your own env", has the whole guide; ``turngym init``
       writes a package to start from.
+    - Snapshots (optional): ``snapshot() -> bytes`` saves the episode and ``restore(data)`` puts it back,
+      into this env or a fresh one of the same id and arguments, in this process or another; replaying
+      the same actions then gives the same observations and rewards. An env whose whole state is its
+      picklable attributes sets ``snapshot_unsupported = None`` and the base class pickles them (with
+      ``np_random`` and the invalid-action count), less the per-process ones named in ``snapshot_exclude``
+      (an engine process); ``make``'s ``TurnLimit`` adds its turn count. Every other env raises
+      ``SnapshotUnsupported`` with ``snapshot_unsupported``'s reason (its state lives in a sandbox, a
+      browser, another engine). ``turngym envs check`` replays a restored snapshot where it is supported.
+      Snapshots are pickles: restore only bytes that you made.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
@@ -94,6 +108,14 @@ class TurnEnv(gymnasium.Env[Observation, Action]):
     max_invalid_actions: int = 3
     #: a sync env whose steps block (subprocess, network): async callers run it in a thread
     blocking: bool = False
+    #: why ``snapshot()``/``restore()`` cannot save this env (``SnapshotUnsupported`` says it); None where
+    #: they can: the env's state is its picklable attributes, less ``snapshot_exclude``
+    snapshot_unsupported: ClassVar[str | None] = (
+        "it does not declare snapshot support (an env whose whole state is its picklable attributes sets "
+        "snapshot_unsupported = None, and names per-process ones such as an engine process in snapshot_exclude)"
+    )
+    #: attributes that ``snapshot()`` leaves out and ``restore()`` keeps: per-process resources
+    snapshot_exclude: ClassVar[tuple[str, ...]] = ()
 
     observation_space = ObservationSpace()
     render_mode: str | None = None
@@ -179,6 +201,27 @@ class TurnEnv(gymnasium.Env[Observation, Action]):
             return str(self._last_obs)
         return None
 
+    # -- snapshots ------------------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        """The state of the episode now, as bytes for ``restore`` (in this env or a fresh one made with the
+        same id and arguments, in any process). ``SnapshotUnsupported`` where the env cannot save it."""
+        return pack_snapshot(self, ())
+
+    def restore(self, data: bytes) -> None:
+        """Put back the episode that ``snapshot()`` saved: the next ``step`` goes on from there.
+        ``SnapshotError`` for bytes that are no snapshot of this env."""
+        restore_snapshot(self, (), data)
+
+    def _snapshot_state(self) -> dict[str, Any]:
+        skip = _NOT_SAVED.union(self.snapshot_exclude)
+        return {k: v for k, v in vars(self).items() if k not in skip}
+
+    def _restore_state(self, state: dict[str, Any]) -> None:
+        skip = _NOT_SAVED.union(self.snapshot_exclude)
+        for name in [k for k in vars(self) if k not in state and k not in skip]:
+            delattr(self, name)  # set by an episode the snapshot did not see: back to the class default
+        vars(self).update(state)
+
     async def aclose(self) -> None:
         """Release resources; async envs override this (``close`` then calls it). For a sync env
         that overrides only ``close``, this calls that ``close``, so async callers close every env."""
@@ -252,6 +295,94 @@ class TurnEnv(gymnasium.Env[Observation, Action]):
             info["success"] = False
             self._ended = "terminated"
         return obs, float(self.invalid_penalty), done, False, info
+
+
+#: a snapshot is these bytes, one JSON header line, then the pickled state
+SNAPSHOT_MAGIC = b"turngym-snapshot\n"
+SNAPSHOT_VERSION = 1
+#: attributes never saved: per process (the event loop) or set by ``make`` rather than by the episode
+_NOT_SAVED = frozenset({"_loop", "spec", "render_mode", "_action_space"})
+
+
+def pack_snapshot(env: TurnEnv, wrappers: Sequence[Any]) -> bytes:
+    """``env``'s snapshot, with the ``snapshot_state()`` of its turngym ``wrappers`` (outermost first)."""
+    _require_snapshots(env)
+    header = {
+        "version": SNAPSHOT_VERSION,
+        "env": env._task_id(),
+        "kwargs": _kwargs_key(env),
+        "wrappers": [type(w).__name__ for w in wrappers],
+    }
+    try:
+        payload = pickle.dumps(([w.snapshot_state() for w in wrappers], env._snapshot_state()), protocol=5)
+    except (pickle.PicklingError, TypeError, AttributeError) as e:
+        raise SnapshotUnsupported(
+            f"{env._task_id()} cannot be snapshotted: one of its attributes does not pickle ({e}); name a "
+            f"per-process attribute in {type(env).__name__}.snapshot_exclude, or set snapshot_unsupported to why not"
+        ) from None
+    return SNAPSHOT_MAGIC + json.dumps(header).encode() + b"\n" + payload
+
+
+def restore_snapshot(env: TurnEnv, wrappers: Sequence[Any], data: bytes) -> None:
+    """Put ``data`` (from ``pack_snapshot``) back into ``env`` and its turngym ``wrappers``."""
+    _require_snapshots(env)
+    name = env._task_id()
+    fix = f"pass restore() the bytes that snapshot() of a {name} env returned, unchanged"
+    raw = bytes(data) if isinstance(data, bytes | bytearray | memoryview) else b""
+    if not raw.startswith(SNAPSHOT_MAGIC):
+        raise SnapshotError(f"{name}.restore() got {_preview(data)}, which is not a turngym snapshot: {fix}")
+    head, _, payload = raw[len(SNAPSHOT_MAGIC) :].partition(b"\n")
+    try:
+        header = json.loads(head)
+        version, taken = header["version"], header["env"]
+    except (ValueError, KeyError, TypeError):
+        raise SnapshotError(
+            f"{name}.restore() got a snapshot whose header is corrupt ({_preview(head)}): {fix}"
+        ) from None
+    if version != SNAPSHOT_VERSION:
+        raise SnapshotError(
+            f"{name}.restore() got a snapshot of format version {version!r}; this turngym reads version "
+            f"{SNAPSHOT_VERSION}: take the snapshot again with this turngym"
+        )
+    if taken != name:
+        raise SnapshotError(f"the snapshot is of {taken}, not {name}: restore it into an env made by make({taken!r})")
+    if header.get("kwargs") != _kwargs_key(env):
+        raise SnapshotError(
+            f"the snapshot is of {name} made with arguments {header.get('kwargs')}, this env was made with "
+            f"{_kwargs_key(env)}: restore it into an env made with the snapshot's arguments"
+        )
+    mine = [type(w).__name__ for w in wrappers]
+    if header.get("wrappers") != mine:
+        raise SnapshotError(
+            f"the snapshot of {name} was taken through the wrappers {header.get('wrappers')}, this env has {mine}: "
+            "restore it into an env wrapped the same way (make() with the same max_turns)"
+        )
+    try:
+        wrapper_states, state = pickle.loads(payload)
+    except Exception as e:  # noqa: BLE001 - a pickle that does not load can raise almost anything
+        raise SnapshotError(f"{name}.restore() got a corrupt snapshot ({type(e).__name__}: {e}): {fix}") from None
+    for wrapper, wrapper_state in zip(wrappers, wrapper_states, strict=True):
+        wrapper.restore_state(wrapper_state)
+    env._restore_state(state)
+
+
+def _require_snapshots(env: TurnEnv) -> None:
+    if env.snapshot_unsupported is not None:
+        raise SnapshotUnsupported(
+            f"{env._task_id()} ({type(env).__name__}) cannot be snapshotted: {env.snapshot_unsupported}. To go "
+            "back to a turn of an episode, reset with its seed and replay its actions"
+        )
+
+
+def _kwargs_key(env: TurnEnv) -> str:
+    """The arguments ``make`` built ``env`` with (but the render mode), as restore compares them."""
+    kwargs = {k: v for k, v in (env.spec.kwargs if env.spec is not None else {}).items() if k != "render_mode"}
+    return json.dumps(kwargs, sort_keys=True, default=repr)
+
+
+def _preview(data: object) -> str:
+    text = repr(data)
+    return f"{type(data).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"
 
 
 _HASH_ENCODER = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":"))

@@ -3,6 +3,8 @@
     TurngymError                 base of every error turngym raises on purpose
     ├── ActionError              (ValueError) an action that does not parse or is not allowed (never escapes ``step``)
     ├── EpisodeOver              (RuntimeError) ``step`` after the episode ended (terminated or truncated), before ``reset``
+    ├── SnapshotUnsupported      (NotImplementedError) ``snapshot``/``restore`` of an env whose state cannot be saved as bytes
+    ├── SnapshotError            (ValueError) bytes ``restore`` cannot take: not a snapshot, another version, another env's
     ├── RegistryError            (KeyError) an unknown or broken env id
     ├── EnvUnavailable           (RuntimeError) an env whose requirements are missing here (package, Docker, Chromium)
     ├── ConfigError              (ValueError) a config, suite or ``--set`` value that does not validate
@@ -42,6 +44,8 @@ __all__ = [
     "RemoteEnvError",
     "SandboxError",
     "ServeError",
+    "SnapshotError",
+    "SnapshotUnsupported",
     "StaleWeightsError",
     "TemplateError",
     "TurngymError",
@@ -64,6 +68,16 @@ class ActionError(TurngymError, ValueError):
 class EpisodeOver(TurngymError, RuntimeError):
     """``step``/``astep`` was called after the episode ended (terminated, or truncated by ``TurnLimit``) and
     before the next ``reset``: a finished episode takes no more actions and pays no more reward."""
+
+
+class SnapshotUnsupported(TurngymError, NotImplementedError):
+    """``snapshot()`` or ``restore()`` of an env whose state lives outside Python (a Docker sandbox, a browser,
+    another engine) or that does not declare support (``TurnEnv.snapshot_unsupported``); the message says why."""
+
+
+class SnapshotError(TurngymError, ValueError):
+    """Bytes that ``restore()`` cannot take: not a turngym snapshot, corrupt, of another snapshot format version,
+    or taken from another env (id, arguments or wrappers)."""
 
 
 class RegistryError(TurngymError, KeyError):

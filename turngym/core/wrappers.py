@@ -3,6 +3,9 @@
 A ``TurnWrapper`` subclass transforms results in ``on_reset`` / ``on_step``; the four entry points
 (``reset``, ``step``, ``areset``, ``astep``) all go through them, so one wrapper serves both APIs.
 
+Snapshots: ``snapshot()``/``restore()`` on a wrapper save the env's state and each turngym wrapper's
+own (``snapshot_state``/``restore_state``; ``TurnLimit``'s turn count), so ``make``'s envs snapshot whole.
+
 ``apply_turn_limit`` is the last step of ``gymnasium.make`` for every turngym id: it puts the
 ``TurnLimit`` on, with the registered limit, ``max_turns=N`` or Gymnasium's ``max_episode_steps=N``.
 """
@@ -13,8 +16,8 @@ from typing import Any
 
 import gymnasium
 
-from turngym.core.env import ResetResult, StepResult, TurnEnv
-from turngym.core.errors import EpisodeOver
+from turngym.core.env import ResetResult, StepResult, TurnEnv, pack_snapshot, restore_snapshot
+from turngym.core.errors import EpisodeOver, SnapshotError, SnapshotUnsupported
 from turngym.core.types import Action, Observation
 
 
@@ -46,6 +49,36 @@ class TurnWrapper(gymnasium.Wrapper[Observation, Action, Observation, Action]):
         else:
             self.env.close()
 
+    # -- snapshots: the env's state and every turngym wrapper's own ------------------------------
+    def snapshot(self) -> bytes:
+        """``TurnEnv.snapshot`` of the env inside, with the state of this wrapper and those under it."""
+        return pack_snapshot(self.unwrapped, self._turn_wrappers())
+
+    def restore(self, data: bytes) -> None:
+        """``TurnEnv.restore`` of the env inside, with the state of this wrapper and those under it."""
+        restore_snapshot(self.unwrapped, self._turn_wrappers(), data)
+
+    def snapshot_state(self) -> Any:
+        """This wrapper's own episode state for ``snapshot`` (picklable); a wrapper that counts overrides
+        this and ``restore_state``."""
+        return None
+
+    def restore_state(self, state: Any) -> None:
+        """Put back what ``snapshot_state`` returned."""
+
+    def _turn_wrappers(self) -> list[TurnWrapper]:
+        wrappers: list[TurnWrapper] = []
+        env: gymnasium.Env = self
+        while isinstance(env, TurnWrapper):
+            wrappers.append(env)
+            env = env.env
+        if env is not env.unwrapped:
+            raise SnapshotUnsupported(
+                f"{type(env).__name__} sits under {type(self).__name__}: a snapshot saves only the state of "
+                "turngym wrappers (TurnWrapper), so put other gymnasium wrappers outside them"
+            )
+        return wrappers
+
 
 class TurnLimit(TurnWrapper, gymnasium.utils.RecordConstructorArgs):
     """Truncate the episode after ``max_turns`` steps (Gymnasium's ``TimeLimit``, for both APIs).
@@ -76,6 +109,17 @@ class TurnLimit(TurnWrapper, gymnasium.utils.RecordConstructorArgs):
                 f"{self.max_turns}): a finished episode takes no more actions and pays no reward; call reset() "
                 "to start the next episode (or make the env with a larger max_turns=N)"
             )
+
+    def snapshot_state(self) -> Any:
+        return {"max_turns": self.max_turns, "turns": self._turns, "truncated": self._truncated}
+
+    def restore_state(self, state: Any) -> None:
+        if state["max_turns"] != self.max_turns:
+            raise SnapshotError(
+                f"the snapshot was taken under TurnLimit(max_turns={state['max_turns']}), this env has "
+                f"max_turns={self.max_turns}: restore it into an env made with the same max_turns"
+            )
+        self._turns, self._truncated = state["turns"], state["truncated"]
 
     def on_reset(self, result: ResetResult) -> ResetResult:
         self._turns = 0

@@ -78,6 +78,8 @@ def base_urls(url: str) -> tuple[str, str]:
 class RemoteEnv(TurnEnv):
     """A served env, played over one WebSocket session at a time (see the module docstring)."""
 
+    snapshot_unsupported = "its state lives in the server's env, in another process (turngym serve)"
+
     def __init__(
         self,
         url: str,

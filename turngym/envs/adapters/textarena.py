@@ -50,6 +50,9 @@ MAX_OPPONENT_MOVES = 1000
 class TextArenaEnv(TurnEnv):
     """One TextArena game, the learner as player 0. See the module docstring."""
 
+    snapshot_unsupported = (
+        "its state lives in TextArena's game engine and its random streams, which the adapter does not save yet"
+    )
     action_format = BracketedMove(example="[move]", what="move")
     #: TextArena's own rules end a game for invalid moves (most after two in a row); turngym's
     #: per-episode count only applies when set lower (``max_invalid_actions=N``)

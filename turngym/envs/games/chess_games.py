@@ -11,8 +11,11 @@ other move and for draws. An illegal or unreadable move is an invalid action wit
 LMRL-Gym, and leaves the position unchanged. ``info["success"]`` is True only for a win.
 
 The opponent is the ``stockfish`` binary (Debian's package), one process per env, started at the
-first reset and ended by ``close()``. Searches are single-threaded and depth-limited, and the hash
-is cleared at each reset (``ucinewgame``), so a seed replays the same game for the same moves.
+first reset and ended by ``close()``. Searches are single-threaded and depth-limited, and the engine's
+hash and history tables are cleared before each search (``ucinewgame``), so a search depends only on
+the game so far: a seed replays the same game for the same moves (expert queries in between change
+nothing), and a restored ``snapshot()`` (the board and the random streams; not the engine process)
+plays on as the original game did, in any process.
 
 - Chess-v0: Black plays at ``skill_level`` 0..20. Levels below 20 use Stockfish's own Skill Level
   rule (``Skill::pick_best``: search MultiPV 4 at depth 1 + level, add a weakness-scaled random
@@ -87,6 +90,10 @@ class StockfishChessEnv(TurnEnv):
 
     blocking = True  # engine calls block: async callers run steps in a thread
     invalid_penalty = -1.0
+    #: the board and the random streams are picklable; the engine process is per process (a restored
+    #: env starts its own at the next search)
+    snapshot_unsupported = None
+    snapshot_exclude = ("_engine", "_finalizer")
 
     def __init__(
         self,
@@ -106,7 +113,6 @@ class StockfishChessEnv(TurnEnv):
         self.start_fen = self.board.fen()
         self._engine: chess.engine.SimpleEngine | None = None
         self._finalizer: weakref.finalize | None = None
-        self._game: object = object()
         self.description = ""
 
     # -- engine ---------------------------------------------------------------------------------
@@ -123,7 +129,9 @@ class StockfishChessEnv(TurnEnv):
 
     def analyse(self, depth: int, multipv: int = 1) -> list[tuple[chess.Move, int]]:
         """The engine's best ``multipv`` moves at ``depth`` with scores (centipawns, side to move)."""
-        infos = self.engine().analyse(self.board, chess.engine.Limit(depth=depth), multipv=multipv, game=self._game)
+        # a new game id per search: python-chess sends ucinewgame, so no search sees an earlier one's tables
+        limit = chess.engine.Limit(depth=depth)
+        infos = self.engine().analyse(self.board, limit, multipv=multipv, game=object())
         turn = self.board.turn
         return [(i["pv"][0], i["score"].pov(turn).score(mate_score=MATE_SCORE)) for i in infos if i.get("pv")]
 
@@ -149,7 +157,6 @@ class StockfishChessEnv(TurnEnv):
         self.engine()  # started here, so a missing binary fails at reset, not in the middle of a game
         self.board = self._start()
         self.start_fen = self.board.fen()
-        self._game = object()  # a new game id: python-chess sends ucinewgame, Stockfish clears its hash
         return Observation.text(f"{self.description} {self.action_format.describe()}\n\n{self._show()}"), {}
 
     def step(self, action: Action):

@@ -21,6 +21,9 @@ SMALL_RANGE = 64
 
 
 class GuessNumberEnv(TurnEnv):
+    #: the whole state is picklable attributes: TurnEnv.snapshot() saves them
+    snapshot_unsupported = None
+
     def __init__(self, *, low: int = 1, high: int = 100, terse: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if low >= high:

@@ -86,6 +86,8 @@ def farthest_cell(open_dirs: list[int], rows: int, cols: int, start: int) -> int
 
 
 class MazeEnv(TurnEnv):
+    #: the whole state is picklable attributes: TurnEnv.snapshot() saves them
+    snapshot_unsupported = None
     invalid_penalty = -4.0
     action_format = BracketedMove(choices=DIRECTIONS, example="[up]", what="move")
 

@@ -62,6 +62,8 @@ class QuestionBank:
 class QuestionGameEnv(TurnEnv):
     """Base of the question games; a subclass sets ``bank`` (a ``QuestionBank``) and ``intro``."""
 
+    #: the whole state is picklable attributes: TurnEnv.snapshot() saves them
+    snapshot_unsupported = None
     invalid_penalty = -1.0
     bank: QuestionBank
     intro: str = ""

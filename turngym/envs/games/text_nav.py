@@ -47,6 +47,9 @@ _SPACES = re.compile(r"\s+")
 
 
 class TextNavEnv(TurnEnv):
+    #: the whole state is picklable attributes: TurnEnv.snapshot() saves them
+    snapshot_unsupported = None
+
     def __init__(self, *, n_rooms: int = 6, n_objects: int = 5, show_commands: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not 2 <= n_rooms <= len(ROOMS):

@@ -70,6 +70,8 @@ def feedback(guess: str, answer: str) -> str:
 
 
 class WordleEnv(TurnEnv):
+    #: the whole state is picklable attributes: TurnEnv.snapshot() saves them
+    snapshot_unsupported = None
     invalid_penalty = -1.0
 
     def __init__(self, *, max_guesses: int = 6, **kwargs: Any) -> None:

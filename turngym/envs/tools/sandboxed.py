@@ -33,6 +33,8 @@ OUTPUT_CLIP = 4000
 class SandboxEnv(TurnEnv):
     """A TurnEnv with a sandbox from a shared warm pool. See the module docstring."""
 
+    snapshot_unsupported = "its state lives in a Docker sandbox (files, processes), which cannot be saved as bytes"
+
     def __init__(
         self,
         *,

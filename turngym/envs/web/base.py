@@ -48,6 +48,9 @@ class EpisodeState:
 class BrowserEnv(TurnEnv):
     """Base class of browser envs. See the module docstring."""
 
+    snapshot_unsupported = (
+        "its state lives in a browser page (DOM, scripts, server state), which cannot be saved as bytes"
+    )
     action_format = BrowserActions()
     max_invalid_actions = 5
 
