@@ -119,6 +119,53 @@ def test_maze_walls_cost_a_move_and_keep_the_agent_in_place():
     assert "wall" in obs.last_text and reward == -1.0 and maze.position == start and "action_error" not in info
 
 
+def _expert_rewards(reward: str, seed: int) -> tuple[list[float], int]:
+    """The expert's per-move rewards on Maze ``seed`` under ``reward``, and the start's path distance."""
+    from turngym.envs.games.maze import expert
+
+    env = turngym.make("turngym/Maze-v0", reward=reward)
+    obs, _ = env.reset(seed=seed)
+    maze = env.unwrapped
+    start_distance = maze.to_goal[maze.start]
+    policy, rewards, done = expert(maze), [], False
+    while not done:
+        obs, r, terminated, truncated, _ = env.step(policy(obs))
+        rewards.append(r)
+        done = terminated or truncated
+    assert terminated, "the expert reaches the goal"
+    return rewards, start_distance
+
+
+@pytest.mark.parametrize("seed", [0, 3, 7])
+def test_maze_shaped_reward_is_potential_based(seed):
+    standard, d0 = _expert_rewards("standard", seed)
+    shaped, same = _expert_rewards("shaped", seed)
+    assert same == d0 > 0 and len(shaped) == len(standard)
+    # potential -distance, gamma 1: every move's shaping telescopes to the start's distance
+    assert sum(shaped) == sum(standard) + d0
+    assert set(shaped) <= {0.0, -2.0, -1.0, 1.0} and shaped[-1] == 1.0
+    # the expert explores: where it steps back from a dead end the shaped reward says so (-2), never in standard
+    assert (-2.0 in shaped) == (len(standard) > d0) and -2.0 not in standard
+
+
+def test_maze_shaped_reward_of_one_move_each_way():
+    env = turngym.make("turngym/Maze-v0", reward="shaped")
+    env.reset(seed=4)
+    maze = env.unwrapped
+    d = maze.to_goal
+    moves = {a: maze.position + {"[up]": -maze.cols, "[down]": maze.cols, "[left]": -1, "[right]": 1}[a]
+             for a in maze.legal_actions()}
+    closer = next(a for a, cell in moves.items() if d[cell] < d[maze.position])
+    here = maze.position
+    reward = env.step(closer)[1]
+    assert reward == (1.0 if maze.position == maze.goal else 0.0)
+    if maze.position != maze.goal:
+        back = {"[up]": "[down]", "[down]": "[up]", "[left]": "[right]", "[right]": "[left]"}[closer]
+        assert env.step(back)[1] == -2.0 and maze.position == here
+    with pytest.raises(ValueError, match="reward='dense'.*'standard'.*'shaped'"):
+        turngym.make("turngym/Maze-v0", reward="dense")
+
+
 def test_textnav_goal_needs_the_container_open():
     env = turngym.make("turngym/TextNav-v0")
     env.reset(seed=5)

@@ -11,6 +11,12 @@ also costs -1), 0 for the move that reaches the goal, which ends the episode wit
 ``info["success"] = True``. A reply that is not one of the four moves is an invalid action with
 LMRL-Gym's illegal-action reward, -4.
 
+``reward="shaped"`` adds a turn-level signal, potential-based (Ng, Harada and Russell 1999, with
+potential -d(cell), d the path distance to the goal through the maze, and gamma = 1), so the best
+policy stays the same: each move's reward is the standard one plus d(before) - d(after). A move
+along the path to the goal gets 0 (the goal itself +1), a move away from it -2, a move into a wall -1;
+an episode's shaped return is its standard return plus d(start).
+
 The expert explores from the observations alone (depth-first search with memory, trying first the
 open directions that lead towards the goal): it needs at most 2 * (cells - 1) moves.
 """
@@ -19,7 +25,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from turngym.core.actions import BracketedMove
 from turngym.core.env import TurnEnv
@@ -67,22 +73,33 @@ def carve_maze(rows: int, cols: int, rng: Any) -> list[int]:
     return open_dirs
 
 
+def path_distances(open_dirs: list[int], rows: int, cols: int, start: int) -> list[int]:
+    """Per cell, the number of moves from ``start`` through the maze."""
+    return _breadth_first(open_dirs, rows, cols, start)[0]
+
+
 def farthest_cell(open_dirs: list[int], rows: int, cols: int, start: int) -> int:
-    """The cell with the longest path from ``start`` (breadth-first search)."""
+    """The cell with the longest path from ``start`` (the last one breadth-first search reaches)."""
+    return _breadth_first(open_dirs, rows, cols, start)[1]
+
+
+def _breadth_first(open_dirs: list[int], rows: int, cols: int, start: int) -> tuple[list[int], int]:
+    """Breadth-first search from ``start``: per cell its distance, and the last cell reached."""
     near = neighbours(rows, cols)
-    seen = {start}
+    dist = [-1] * (rows * cols)
+    dist[start] = 0
     frontier = [start]
     last = start
     while frontier:
         nxt = []
         for cell in frontier:
             for bit, _, n in near[cell]:
-                if open_dirs[cell] & bit and n not in seen:
-                    seen.add(n)
+                if open_dirs[cell] & bit and dist[n] < 0:
+                    dist[n] = dist[cell] + 1
                     nxt.append(n)
                     last = n
         frontier = nxt
-    return last
+    return dist, last
 
 
 class MazeEnv(TurnEnv):
@@ -91,17 +108,27 @@ class MazeEnv(TurnEnv):
     invalid_penalty = -4.0
     action_format = BracketedMove(choices=DIRECTIONS, example="[up]", what="move")
 
-    def __init__(self, *, rows: int = 5, cols: int = 5, **kwargs: Any) -> None:
+    def __init__(
+        self, *, rows: int = 5, cols: int = 5, reward: Literal["standard", "shaped"] = "standard", **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         if rows < 2 or cols < 2:
             raise ValueError(f"the maze needs at least 2 rows and 2 columns, got rows={rows}, cols={cols}")
-        self.rows, self.cols = rows, cols
+        if reward not in ("standard", "shaped"):
+            raise ValueError(
+                f"Maze reward={reward!r} is not a reward scheme: use 'standard' (-1 a move, LMRL-Gym's) or "
+                "'shaped' (plus the decrease of the path distance to the goal, a reward every turn)"
+            )
+        self.rows, self.cols, self.reward = rows, cols, reward
         self.description = (
             f"You are in a maze of {rows} rows and {cols} columns (row 0 is the top, column 0 the left). "
             "Reach the goal. After each move you learn your position and which directions are open; "
             "moving into a wall leaves you where you are. Each move costs 1 point."
         )
+        if reward == "shaped":
+            self.description += " A move that brings you 1 step closer to the goal along the maze earns it back."
         self.open_dirs = [0] * (rows * cols)
+        self.to_goal = [0] * (rows * cols)  # path distance to the goal per cell (the shaped reward's potential)
         self.start = self.position = self.goal = 0
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -109,17 +136,20 @@ class MazeEnv(TurnEnv):
         self.open_dirs = carve_maze(self.rows, self.cols, self.np_random)
         self.start = self.position = int(self.np_random.integers(self.rows * self.cols))
         self.goal = farthest_cell(self.open_dirs, self.rows, self.cols, self.start)
+        self.to_goal = path_distances(self.open_dirs, self.rows, self.cols, self.goal)
         return Observation.text(f"{self.description} {self.action_format.describe()}\n{self._where()}"), {}
 
     def step(self, action: Action):
         move = self.action_format.parse(action)
         if not self.open_dirs[self.position] & _BIT[move]:
             return Observation.text(f"You hit a wall. {self._where()}"), -1.0, False, False, {}
+        before = self.position
         dr, dc = _DELTA[move]
         self.position += dr * self.cols + dc
+        shaping = self.to_goal[before] - self.to_goal[self.position] if self.reward == "shaped" else 0
         if self.position == self.goal:
-            return Observation.text("You reached the goal!"), 0.0, True, False, {"success": True}
-        return Observation.text(self._where()), -1.0, False, False, {}
+            return Observation.text("You reached the goal!"), float(shaping), True, False, {"success": True}
+        return Observation.text(self._where()), float(shaping - 1), False, False, {}
 
     def _where(self) -> str:
         r, c = divmod(self.position, self.cols)
