@@ -121,12 +121,12 @@ def test_maze_walls_cost_a_move_and_keep_the_agent_in_place():
 
 def _expert_rewards(reward: str, seed: int) -> tuple[list[float], int]:
     """The expert's per-move rewards on Maze ``seed`` under ``reward``, and the start's path distance."""
-    from turngym.envs.games.maze import expert
+    from turngym.envs.games.maze import expert, path_distances
 
     env = turngym.make("turngym/Maze-v0", reward=reward)
     obs, _ = env.reset(seed=seed)
     maze = env.unwrapped
-    start_distance = maze.to_goal[maze.start]
+    start_distance = path_distances(maze.open_dirs, maze.rows, maze.cols, maze.goal)[maze.start]
     policy, rewards, done = expert(maze), [], False
     while not done:
         obs, r, terminated, truncated, _ = env.step(policy(obs))

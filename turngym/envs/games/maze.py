@@ -128,7 +128,7 @@ class MazeEnv(TurnEnv):
         if reward == "shaped":
             self.description += " A move that brings you 1 step closer to the goal along the maze earns it back."
         self.open_dirs = [0] * (rows * cols)
-        self.to_goal = [0] * (rows * cols)  # path distance to the goal per cell (the shaped reward's potential)
+        self.to_goal = [0] * (rows * cols)  # shaped: the path distance to the goal per cell (the potential)
         self.start = self.position = self.goal = 0
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -136,7 +136,8 @@ class MazeEnv(TurnEnv):
         self.open_dirs = carve_maze(self.rows, self.cols, self.np_random)
         self.start = self.position = int(self.np_random.integers(self.rows * self.cols))
         self.goal = farthest_cell(self.open_dirs, self.rows, self.cols, self.start)
-        self.to_goal = path_distances(self.open_dirs, self.rows, self.cols, self.goal)
+        if self.reward == "shaped":  # the standard reward needs no distances: no second search per reset
+            self.to_goal = path_distances(self.open_dirs, self.rows, self.cols, self.goal)
         return Observation.text(f"{self.description} {self.action_format.describe()}\n{self._where()}"), {}
 
     def step(self, action: Action):
