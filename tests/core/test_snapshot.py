@@ -44,11 +44,13 @@ def _random_legal(env, rng) -> str:
 
 
 def _mid_episode(env, seed: int = 0):
-    """Reset and play ``PREFIX`` random legal moves, on the first seed whose episode is still running."""
+    """Reset and play ``PREFIX`` random legal moves (fewer where the turn limit is shorter: Lookup's is 2),
+    on the first seed whose episode is still running."""
+    prefix = min(PREFIX, turngym.env_info(env.spec.id).max_turns - 1)
     for s in range(seed, seed + 20):
         _, info = env.reset(seed=s)
         rng = np.random.default_rng(1000 + s)  # default_rng(s) would replay the stream the env drew from
-        if not any(_outcome(env.step(_random_legal(env, rng)))[2:] != (False, False) for _ in range(PREFIX)):
+        if not any(_outcome(env.step(_random_legal(env, rng)))[2:] != (False, False) for _ in range(prefix)):
             return info, rng
     raise AssertionError("every seed's random prefix ended the episode")
 

@@ -13,7 +13,8 @@ Tokenizers:
                      (``tokenizer.model.v1``), converted to tokenizer.json, plus ChatML tokens
     "task:NAME"      a small word-level vocabulary built with ``tokenizers`` for one task
                      (``task:guess_number``: numbers below 100 as single tokens, brackets,
-                     the words of the game's prompt and hints)
+                     the words of the game's prompt and hints; ``task:lookup``: the
+                     names, cities and words of turngym/Lookup-v0)
 
 Templates: ``chatml`` (append-only), ``compact`` (two template tokens per message, for task-vocabulary
 models trained from scratch, where every token of the stream costs training time) and ``thinking`` (Qwen3-style: drops the ``<think>`` blocks of
@@ -29,6 +30,9 @@ import os
 import shutil
 from pathlib import Path
 from typing import Any, Literal
+
+from turngym.envs.games.lookup import CITIES as LOOKUP_CITIES
+from turngym.envs.games.lookup import NAMES as LOOKUP_NAMES
 
 __all__ = ["SIZES", "TASK_VOCABS", "TEMPLATES", "build_tiny_model"]
 
@@ -101,6 +105,14 @@ TASK_VOCABS: dict[str, tuple[str, ...]] = {
         "I", "am", "thinking", "of", "a", "whole", "number", "from", "to", "Guess", "it", "after", "each",
         "say", "whether", "or", "Write", "your", "in", "square", "brackets", "for", "example", "Only",
         "the", "last", "bracketed", "counts", "outside", "not", "valid", "choose", "one",
+    ),
+    "lookup": (
+        # the question, the tool's records and the verdicts; "?" is not among the shared punctuation
+        "Where", "does", "live", "?", "Use", "search", "NAME", "then", "answer", "CITY",
+        "lives", "in", "No", "record", "of", "Right", "Wrong", *LOOKUP_NAMES, *LOOKUP_CITIES,
+        # the invalid-action messages
+        "Invalid", "action", "is", "not", "a", "valid", "choose", "one", "no", "square", "brackets", "write",
+        "your", "for", "example", "That", "was", "the", "episode", "over",
     ),
 }
 _PUNCT = ("[", "]", "-", ".", "!", ":", ",")

@@ -17,6 +17,7 @@ GAMES = [
     "turngym/Wordle-v0",
     "turngym/Maze-v0",
     "turngym/TextNav-v0",
+    "turngym/Lookup-v0",
     "turngym/TwentyQuestions-v0",
     "turngym/GuessMyCity-v0",
 ]

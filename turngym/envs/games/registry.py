@@ -1,9 +1,10 @@
 """Registration of the rule-based text games (ids ``turngym/<Game>-v0``).
 
 Turn limits: Wordle allows 6 guesses plus 2 invalid replies; Maze 50 moves (the expert needs at
-most 2 * (25 - 1) = 48 on the default 5x5 maze); TextNav 30 commands; Twenty Questions and Guess My
-City 20 turns (ArCHer, LMRL-Gym); ChessEndgame 50 White moves (K+R mates in at most 16 with best
-play); Chess 150 White moves. Reward ranges are per step.
+most 2 * (25 - 1) = 48 on the default 5x5 maze); TextNav 30 commands; Lookup 2 turns (a search,
+then the answer: MT-GRPO's two-turn task); Twenty Questions and Guess My City 20 turns (ArCHer,
+LMRL-Gym); ChessEndgame 50 White moves (K+R mates in at most 16 with best play); Chess 150 White
+moves. Reward ranges are per step.
 """
 
 from turngym.core.registry import register
@@ -47,6 +48,16 @@ def register_games() -> None:
         reward_range=(0.0, 1.0),
         tags=("game", "lmrl-gym", "navigation", "text-adventure"),
         expert=f"{_GAMES}.text_nav:expert",
+    )
+    register(
+        "turngym/Lookup-v0",
+        f"{_GAMES}.lookup:LookupEnv",
+        description="Two-turn tool task (MT-GRPO): search a person's record, then answer their city. "
+        "Reward 0.5 for a search that finds the answer, 1 for the exact answer.",
+        max_turns=2,
+        reward_range=(0.0, 1.0),
+        tags=("game", "tool", "mt-grpo", "turn-reward"),
+        expert=f"{_GAMES}.lookup:expert",
     )
     register(
         "turngym/ChessEndgame-v0",

@@ -16,6 +16,19 @@ which ends the episode with ``info["success"] = True``; 0 for every other step. 
 does not parse or cannot be done here (no such object, the container is closed, ...) is an invalid
 action: the observation says why, and the episode ends after ``max_invalid_actions`` of them.
 
+``reward="subgoals"`` adds a turn reward: ``SUBGOAL_REWARD`` (0.25) the first time in the episode
+each of three sub-goals holds after a step: the goal object is carried ("take"), the goal container
+is open ("open"), the object is carried in the goal room ("carry"). Each is paid once per episode:
+closing and opening the container again, or leaving the room and coming back, pays nothing more.
+The sub-goals reached are ``self.reached`` (snapshots save it). Every successful episode reaches the
+three (the object starts outside the goal room, the container starts closed, and putting the object
+in needs both), so a success returns 1 + 3 * 0.25 = 1.75 whatever its path, and its final step
+still pays 1. This is potential-based shaping (Ng et al. 1999, gamma 1) over the state together
+with the record of sub-goals reached, potential 0.25 per sub-goal reached; it leaves the best
+policies those of the sparse reward (a failed episode gets at most 0.75, a success 1.75). A potential
+over the world state alone (as Maze's) would charge the sub-goal back when it is undone, the final
+[put] included (it lets go of the object), so the once-paid form is kept.
+
 The expert is an oracle: it reads the env's map and plans shortest paths (breadth-first search).
 """
 
@@ -23,7 +36,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from typing import Any
+from typing import Any, Literal
 
 from turngym.core.actions import BracketedMove
 from turngym.core.env import TurnEnv
@@ -34,6 +47,9 @@ ROOMS = ("kitchen", "living room", "bedroom", "bathroom", "office", "dining room
 CONTAINERS = ("fridge", "chest", "cabinet", "wardrobe", "cupboard", "box", "basket", "drawer", "safe")
 SURFACES = ("table", "shelf", "counter", "desk", "bench", "stool", "sideboard", "nightstand", "workbench")
 OBJECTS = ("apple", "book", "key", "cup", "sock", "coin", "pen", "banana", "hat", "candle", "plate", "phone")
+#: the turn reward of ``reward="subgoals"`` per sub-goal, paid the first time it is reached
+SUBGOAL_REWARD = 0.25
+SUBGOALS = ("take", "open", "carry")
 _STEP = {"north": (-1, 0), "south": (1, 0), "west": (0, -1), "east": (0, 1)}
 _BACK = {"north": "south", "south": "north", "east": "west", "west": "east"}
 GRID = 3
@@ -50,13 +66,28 @@ class TextNavEnv(TurnEnv):
     #: the whole state is picklable attributes: TurnEnv.snapshot() saves them
     snapshot_unsupported = None
 
-    def __init__(self, *, n_rooms: int = 6, n_objects: int = 5, show_commands: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        n_rooms: int = 6,
+        n_objects: int = 5,
+        show_commands: bool = True,
+        reward: Literal["sparse", "subgoals"] = "sparse",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if not 2 <= n_rooms <= len(ROOMS):
             raise ValueError(f"n_rooms must be in 2..{len(ROOMS)}, got {n_rooms}")
         if not 1 <= n_objects <= len(OBJECTS):
             raise ValueError(f"n_objects must be in 1..{len(OBJECTS)}, got {n_objects}")
-        self.n_rooms, self.n_objects, self.show_commands = n_rooms, n_objects, show_commands
+        if reward not in ("sparse", "subgoals"):
+            raise ValueError(
+                f"TextNav reward={reward!r} is not a reward scheme: use 'sparse' (1 when the object is in the "
+                f"container, LMRL-Gym's) or 'subgoals' (plus {SUBGOAL_REWARD} the first time the object is taken, "
+                "the container opened, the object carried into the goal room)"
+            )
+        self.n_rooms, self.n_objects, self.show_commands, self.reward = n_rooms, n_objects, show_commands, reward
+        self.reached: list[str] = []  # subgoals: the sub-goals reached this episode, in order
         self.action_format = BracketedMove(move_pattern=r"[A-Za-z ]+", example="[go north]", what="command")
         self.rooms: list[str] = []
         self.doors: list[dict[str, int]] = []
@@ -113,15 +144,22 @@ class TextNavEnv(TurnEnv):
             f"{self.rooms[goal_room]}. Commands: [go north|south|east|west], [take OBJECT], [open CONTAINER], "
             "[close CONTAINER], [put OBJECT in CONTAINER], [put OBJECT on SURFACE], [look]."
         )
+        if self.reward == "subgoals":
+            self.description += (
+                f" Taking the {target}, opening the {containers[goal_room]} and carrying the {target} into the "
+                f"{self.rooms[goal_room]} each earn {SUBGOAL_REWARD} points the first time."
+            )
+        self.reached = []
         return Observation.text(f"{self.description}\n\n{self._describe()}"), {}
 
     def step(self, action: Action):
         command = _SPACES.sub(" ", _THE.sub("", self.action_format.parse(action).lower())).strip()
         text = self._do(command)
         obj, box = self.goal
-        if self.where[obj] == ("in", box):
+        if self.where[obj] == ("in", box):  # every sub-goal was reached before: the final step pays 1
             return Observation.text(f"{text}\nDone: the {obj} is in the {box}."), 1.0, True, False, {"success": True}
-        return Observation.text(f"{text}\n\n{self._describe()}"), 0.0, False, False, {}
+        reward = SUBGOAL_REWARD * self._new_subgoals() if self.reward == "subgoals" else 0.0
+        return Observation.text(f"{text}\n\n{self._describe()}"), reward, False, False, {}
 
     def _do(self, command: str) -> str:
         if command == "look":
@@ -166,6 +204,15 @@ class TextNavEnv(TurnEnv):
         )
 
     # -- helpers --------------------------------------------------------------------------------
+    def _new_subgoals(self) -> int:
+        """Record the sub-goals that hold now and were not reached before; how many they are."""
+        obj, box = self.goal
+        carried = self.where[obj][0] == "hand"
+        holds = {"take": carried, "open": self.is_open[box], "carry": carried and self.room == self.furniture[box][0]}
+        new = [goal for goal in SUBGOALS if holds[goal] and goal not in self.reached]
+        self.reached += new
+        return len(new)
+
     def _room_of(self, obj: str) -> int:
         kind, at = self.where[obj]
         if kind == "hand":
