@@ -67,7 +67,7 @@ def test_wrong_type_names_the_key_and_the_value(tmp_path):
 def test_unknown_algorithm_lists_the_algorithms(tmp_path):
     cfg = {**good_config(tmp_path), "algorithm": "flow_gpro"}
     msg = assert_user_error(train(tmp_path, cfg), "unknown algorithm 'flow_gpro'", "Did you mean 'flow_grpo'?")
-    assert "grpo, rloo, flow_grpo, mt_grpo, gigpo, bilevel_gae, archer" in msg
+    assert "grpo, rloo, flow_grpo, mt_grpo, gigpo, bilevel_gae, branch_baseline, archer" in msg
 
 
 def test_missing_model_path(tmp_path):

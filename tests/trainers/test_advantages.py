@@ -344,7 +344,7 @@ def test_starpo_s_filter_with_critic_estimator():
 
 # ---- registry -----------------------------------------------------------------------------
 def test_estimator_registry_and_config():
-    assert set(ESTIMATORS) == {"grpo", "rloo", "flow_grpo", "mt_grpo", "gigpo", "bilevel_gae"}
+    assert set(ESTIMATORS) == {"grpo", "rloo", "flow_grpo", "mt_grpo", "gigpo", "bilevel_gae", "branch_baseline"}
     cfg = estimator_config({"name": "gigpo", "anchors": "fuzzy"})
     assert isinstance(cfg, GiGPOConfig) and cfg.anchors == "fuzzy" and cfg.similarity == 0.95
     with pytest.raises(ValueError, match="unknown advantage estimator 'ppo'"):

@@ -27,7 +27,7 @@ def base(tmp_path: Path, **extra) -> dict:
 
 def test_algorithms_are_the_estimators_and_archer():
     assert list(ALGORITHMS) == [*ESTIMATORS, "archer"]
-    assert list(ALGORITHMS) == ["grpo", "rloo", "flow_grpo", "mt_grpo", "gigpo", "bilevel_gae", "archer"]
+    assert list(ALGORITHMS) == ["grpo", "rloo", "flow_grpo", "mt_grpo", "gigpo", "bilevel_gae", "branch_baseline", "archer"]
     for name, config in ALGORITHMS.items():
         assert config().name == name
         for field, info in config.model_fields.items():
@@ -66,7 +66,7 @@ def test_estimator_config_takes_the_typed_config_and_names_other_algorithms():
     ("algorithm", "expected"),
     [
         ("flow_gpro", r"algorithm: unknown algorithm 'flow_gpro'\. Did you mean 'flow_grpo'\? The algorithms are grpo, "),
-        ("ppo", r"unknown algorithm 'ppo'\. The algorithms are grpo, rloo, flow_grpo, mt_grpo, gigpo, bilevel_gae, archer"),
+        ("ppo", r"unknown algorithm 'ppo'\. The algorithms are grpo, rloo, flow_grpo, mt_grpo, gigpo, bilevel_gae, branch_baseline, archer"),
         ({"omega": 1}, r"has no name"),
         ({"name": "gigpo", "omgea": 1}, r"algorithm\.omgea: no such setting .* Did you mean 'omega'\?"),
         ({"name": "archer", "critic": {"lrr": 1}}, r"algorithm\.critic\.lrr: no such setting .* Did you mean 'lr'\?"),

@@ -49,6 +49,15 @@ class Agent(ABC):
     async def start(self, env: gymnasium.Env, *, seed: int | None) -> Policy:
         """A fresh policy for one episode of ``env`` (already reset with ``seed``)."""
 
+    async def branch(self, env: gymnasium.Env, *, seed: int | None, parent: Policy, turn: int) -> Policy:
+        """A policy that continues ``parent``'s episode from turn ``turn`` in ``env`` (restored from the
+        episode's snapshot before that turn): one continuation of a tree rollout. Agents whose policies hold
+        state (a conversation) implement it; the default refuses."""
+        raise NotImplementedError(
+            f"the {self.name} agent cannot continue an episode from a branch point (tree rollouts): use an LLM "
+            "agent (hf:, vllm:) or the random agent"
+        )
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release models, servers, processes."""
 

@@ -119,6 +119,26 @@ class Conversation:
         #: the memo key of that render: the first messages' JSON, then each observation's, chained
         self._key = ""
 
+    # -- branching ------------------------------------------------------------------------------
+    def mark(self) -> tuple[Any, ...]:
+        """Where the stream stands now, cheaply (lengths and references): ``fork(mark)`` goes back there."""
+        return (len(self.tokens), len(self.spans), len(self.messages), self._last_eos, self._prompt_render, self._key)
+
+    def fork(self, mark: tuple[Any, ...]) -> Conversation:
+        """A new conversation holding this one's stream up to ``mark`` (see ``mark``), to be continued on
+        its own: a branch of a tree rollout. The copied replies keep their ids and logprobs but get mask 0:
+        they were sampled once, in this conversation, and a branch must not take their loss again."""
+        n_tokens, n_spans, n_messages, last_eos, render, key = mark
+        other = Conversation.__new__(Conversation)
+        other.tokenizer, other.chat_template, other.tools = self.tokenizer, self.chat_template, self.tools
+        other.messages = [dict(m) for m in self.messages[:n_messages]]
+        other.tokens = self.tokens[:n_tokens]
+        other.mask = [0] * n_tokens
+        other.logprobs = self.logprobs[:n_tokens]
+        other.spans = self.spans[:n_spans]
+        other._last_eos, other._prompt_render, other._key = last_eos, render, key
+        return other
+
     # -- rendering ------------------------------------------------------------------------------
     def _render(self, messages: list[dict[str, Any]], *, generation_prompt: bool) -> str:
         return self.tokenizer.apply_chat_template(

@@ -132,9 +132,12 @@ class LLMPolicy(Policy):
         self.conversation: Conversation | None = None
         #: per reply: cut at max_new_tokens (written to each turn's info["reply_cut"] by ``finish``)
         self.cuts: list[bool] = []
+        #: per turn: where the conversation stood before the turn's observation (``Conversation.mark``)
+        self.marks: list[tuple[Any, ...] | None] = []
 
     async def act(self, observation: Observation) -> Action:
         conv = self.conversation
+        self.marks.append(None if conv is None else conv.mark())
         if conv is None:
             conv = self.conversation = Conversation(
                 tokenizer=self.backend.tokenizer,
@@ -151,6 +154,16 @@ class LLMPolicy(Policy):
             if calls:
                 return Message(role="assistant", content=text, tool_calls=calls)
         return text
+
+    def continue_from(self, parent: LLMPolicy, turn: int) -> None:
+        """Take ``parent``'s conversation as it stood before turn ``turn``'s observation (its replies copied
+        with mask 0, not re-sampled): this policy then answers turn ``turn`` on its own, a branch."""
+        if not 0 <= turn < len(parent.marks):
+            raise ValueError(f"cannot branch at turn {turn}: the parent policy answered {len(parent.marks)} turns")
+        mark = parent.marks[turn]
+        self.conversation = None if mark is None or parent.conversation is None else parent.conversation.fork(mark)
+        self.cuts = parent.cuts[:turn]
+        self.marks = parent.marks[:turn]
 
     def finish(self, episode: Episode) -> None:
         record_cuts(episode, self.cuts)
@@ -239,6 +252,16 @@ class LLMAgent(Agent):
             chat_template=self.chat_template,
             seeds=seeds,
         )
+
+    async def branch(self, env: gymnasium.Env, *, seed: int | None, parent: Policy, turn: int) -> Policy:
+        """A policy that continues ``parent`` from turn ``turn`` (its conversation up to there, copied), with
+        request seeds of its own: one continuation of a tree rollout (turngym.agents.runner.branch_tasks)."""
+        if not isinstance(parent, LLMPolicy):
+            raise TypeError(f"an LLM agent branches its own policies, not a {type(parent).__name__}")
+        policy = await self.start(env, seed=seed)
+        assert isinstance(policy, LLMPolicy)
+        policy.continue_from(parent, turn)
+        return policy
 
     async def aclose(self) -> None:
         await self.backend.aclose()

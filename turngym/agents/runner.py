@@ -17,6 +17,17 @@ eval layer appends it to the episode store there).
 
 A group (``group_id``) is G tasks with the same env, kwargs and seed: G episodes of one task
 instance, which ``Episode.instance_hash`` proves.
+
+Tree rollouts (TreePO-style branching, for per-state baselines): a task with ``branch_points=True``
+records, before each of its turns, the env's snapshot and the observation the agent answered; then
+``branch_tasks(parent, turn, k)`` makes K tasks that each restore the snapshot of turn ``turn`` into an
+env of their own and continue the parent's episode from there with ``agent.branch`` (an LLM policy
+takes the parent's conversation up to that turn: its tokens are copied, not sampled again). A branch
+episode starts with copies of the parent's first ``turn`` turns and names it (``parent_id``,
+``branch_turn``)::
+
+    roots = await run_episodes([t.model_copy(update={"branch_points": True}) for t in tasks], agent)
+    branches = await run_episodes(branch_tasks(roots[0], turn=2, k=3), agent)
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium
@@ -32,11 +44,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from turngym.agents.base import Agent
 from turngym.core.registry import make
-from turngym.core.types import Episode, Message, Turn, _trusted
+from turngym.core.types import Episode, Message, Observation, Turn, _trusted
 from turngym.core.wrappers import aclose as _aclose
 from turngym.core.wrappers import areset, astep
 
-__all__ = ["EpisodeTask", "group_tasks", "run_episodes"]
+__all__ = ["BranchPoint", "EpisodeTask", "branch_tasks", "group_tasks", "run_episodes"]
 
 
 class EpisodeTask(BaseModel):
@@ -50,6 +62,43 @@ class EpisodeTask(BaseModel):
     episode_id: str
     #: overrides the registered turn limit
     max_turns: int | None = None
+    #: record a branch point (the env's snapshot, the observation) before every turn, for ``branch_tasks``
+    branch_points: bool = False
+    #: a branch: continue this episode (played with ``branch_points``) from turn ``branch_turn``
+    parent: Episode | None = None
+    branch_turn: int | None = None
+
+
+@dataclass(frozen=True)
+class BranchPoint:
+    """An episode just before turn ``turn``'s action: the env's snapshot and the observation answered."""
+
+    turn: int
+    snapshot: bytes
+    observation: Observation
+
+
+def branch_tasks(parent: Episode, turn: int, k: int, *, max_turns: int | None = None) -> list[EpisodeTask]:
+    """``k`` continuations of ``parent`` (played with ``branch_points=True``) from its turn ``turn``: ids
+    ``<parent id>/b<turn>.<j>``, the parent's group, env and seed (a branch counts as one episode)."""
+    recorded = parent._branch_points
+    if recorded is None:
+        raise ValueError(
+            f"episode {parent.episode_id!r} recorded no branch points: play it with EpisodeTask(branch_points=True)"
+        )
+    points, _ = recorded
+    if not 0 <= turn < len(points):
+        raise ValueError(
+            f"cannot branch episode {parent.episode_id!r} at turn {turn}: it has branch points for turns "
+            f"0..{len(points) - 1}"
+        )
+    return [
+        EpisodeTask(
+            env_id=parent.env_id, env_kwargs=dict(parent.env_kwargs), seed=parent.seed, group_id=parent.group_id,
+            episode_id=f"{parent.episode_id}/b{turn}.{j}", max_turns=max_turns, parent=parent, branch_turn=turn,
+        )
+        for j in range(k)
+    ]
 
 
 def group_tasks(
@@ -232,23 +281,44 @@ class _Worker:
         state.phase = "env make"
         t0 = perf()
         env = self._env(task)
-        state.phase = "env reset"
-        obs, info = await areset(env, seed=task.seed)
+        parent = task.parent
+        if parent is None:
+            state.phase = "env reset"
+            obs, info = await areset(env, seed=task.seed)
+            ep.task_id = str(info.get("task_id", ""))
+            ep.instance_hash = str(info.get("instance_hash", ""))
+            ep.prompt = list(obs.messages)
+            ep.info = {k: v for k, v in info.items() if k not in ("task_id", "instance_hash")}
+        else:  # a branch: the parent's state before turn t, restored; its first t turns copied
+            state.phase = "env restore"
+            points, parent_policy = parent._branch_points
+            t = int(task.branch_turn or 0)
+            env.restore(points[t].snapshot)
+            obs = points[t].observation
+            ep.task_id, ep.instance_hash, ep.prompt = parent.task_id, parent.instance_hash, list(parent.prompt)
+            ep.info = dict(parent.info)
+            ep.parent_id, ep.branch_turn = parent.episode_id, t
+            state.turns.extend(turn.model_copy(deep=True) for turn in parent.turns[:t])
         t1 = perf()
         state.env += t1 - t0
-        ep.task_id = str(info.get("task_id", ""))
-        ep.instance_hash = str(info.get("instance_hash", ""))
-        ep.prompt = list(obs.messages)
-        ep.info = {k: v for k, v in info.items() if k not in ("task_id", "instance_hash")}
         state.phase = "agent start"
-        policy = state.policy = await self.agent.start(env, seed=task.seed)
+        if parent is None:
+            policy = state.policy = await self.agent.start(env, seed=task.seed)
+        else:
+            policy = state.policy = await self.agent.branch(env, seed=task.seed, parent=parent_policy, turn=t)
         state.agent += perf() - t1
         turns = state.turns
+        points_out: list[BranchPoint] | None = [] if task.branch_points else None
+        if points_out is not None:
+            ep._branch_points = (points_out, policy)
         watchdog = self.watchdog
         done = False
         while not done:
             if watchdog is not None:
                 watchdog.start_turn()
+            if points_out is not None:
+                state.phase = "env snapshot"
+                points_out.append(BranchPoint(turn=len(turns), snapshot=env.snapshot(), observation=obs))
             state.phase = "agent act"
             t0 = perf()
             action = await policy.act(obs)

@@ -63,6 +63,7 @@ class RandomAgent(Agent):
 
     def __init__(self, *, seed: int = 0) -> None:
         self.seed = seed
+        self._branches = 0  # continuations started (tree rollouts): each gets a seed of its own
 
     @classmethod
     def from_spec(cls, rest: str = "", **options: Any) -> RandomAgent:
@@ -81,3 +82,10 @@ class RandomAgent(Agent):
             return space.sample()
 
         return _CallablePolicy(act)
+
+    async def branch(self, env: gymnasium.Env, *, seed: int | None, parent: Policy, turn: int) -> Policy:
+        """A random policy of its own from turn ``turn`` on (a random policy keeps no state but its generator,
+        so a continuation is a fresh one, seeded apart from the parent's)."""
+        self._branches += 1
+        branch_seed = int(np.random.default_rng([self.seed, 1, self._branches]).integers(2**31))
+        return await RandomAgent(seed=branch_seed).start(env, seed=seed)

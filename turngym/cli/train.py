@@ -15,7 +15,7 @@ def train(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config override KEY=VALUE, e.g. optim.lr=1e-5 (repeatable).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in run_dir from its newest checkpoint.")] = False,
 ) -> None:
-    """Train an agent with multi-turn RL (grpo, rloo, flow_grpo, mt_grpo, gigpo, bilevel_gae, archer)."""
+    """Train an agent with multi-turn RL (grpo, rloo, flow_grpo, mt_grpo, gigpo, bilevel_gae, branch_baseline, archer)."""
     from turngym.core.errors import TurngymError
     from turngym.trainers.train import make_trainer, train_config
 

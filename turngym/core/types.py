@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -214,6 +214,12 @@ class Episode(BaseModel):
     wall_time: float = 0.0
     timings: dict[str, float] = Field(default_factory=dict)
     info: dict[str, Any] = Field(default_factory=dict)
+    #: a branch of a tree rollout (turngym.agents.runner.branch_tasks): the episode it continues; its first
+    #: ``branch_turn`` turns are that episode's, copied with their tokens (mask 0: sampled once, in the parent)
+    parent_id: str = ""
+    branch_turn: int | None = None
+    #: the branch points recorded while it was played (EpisodeTask.branch_points): in memory only, never stored
+    _branch_points: Any = PrivateAttr(default=None)
 
     @property
     def total_return(self) -> float:

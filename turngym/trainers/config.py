@@ -124,6 +124,10 @@ class RolloutConfig(_Frozen):
     concurrency: int = Field(0, ge=0)
     turn_timeout: float | None = Field(None, gt=0)
     episode_timeout: float | None = Field(None, gt=0)
+    #: tree rollouts: each of an instance's group_size episodes is branched at a turn drawn uniformly from its
+    #: turns into this many continuations (itself and branches - 1 more, played from its env snapshot there; a
+    #: branch counts as one episode); 1: none. ``algorithm: {name: branch_baseline, k: K}`` sets it to K
+    branches: int = Field(1, ge=1)
 
 
 class EvalConfig(_Frozen):
@@ -198,7 +202,7 @@ class TrainConfig(_Frozen):
     suite: str | None = None
     model: ModelConfig
     sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(max_new_tokens=32))
-    #: the algorithm and its options: grpo, rloo, flow_grpo, mt_grpo, gigpo, bilevel_gae or archer
+    #: the algorithm and its options: grpo, rloo, flow_grpo, mt_grpo, gigpo, bilevel_gae, branch_baseline or archer
     algorithm: AlgorithmConfig = Field(default_factory=GRPOConfig)
     #: StarPO-S: keep this fraction of the groups with the highest reward variance (None: all)
     keep_fraction: float | None = Field(None, gt=0, le=1)
@@ -260,9 +264,33 @@ class TrainConfig(_Frozen):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _one_branch_count(self) -> TrainConfig:
+        k = getattr(self.algorithm, "k", None) if self.algorithm_name == "branch_baseline" else None
+        if k is not None and self.rollout.branches not in (1, k):
+            raise ConfigError(
+                f"rollout.branches={self.rollout.branches} and algorithm.k={k} disagree: algorithm branch_baseline "
+                f"branches each episode into its k continuations. Drop rollout.branches (or set it to {k})"
+            )
+        if self.rollout.branches > 1 and self.algorithm_name == "archer":
+            raise ConfigError(
+                f"rollout.branches={self.rollout.branches} means nothing to algorithm archer, which learns from "
+                "single transitions in its replay buffer: drop rollout.branches, or use an on-policy algorithm "
+                "(branch_baseline, gigpo with anchors: tree, grpo, ...)"
+            )
+        return self
+
     @property
     def algorithm_name(self) -> str:
         return self.algorithm.name
+
+    @property
+    def branches(self) -> int:
+        """Continuations per branch point of a tree rollout (1: no branching): ``rollout.branches``, or
+        branch_baseline's ``k``."""
+        if self.algorithm_name == "branch_baseline":
+            return int(self.algorithm.k)  # type: ignore[union-attr]
+        return self.rollout.branches
 
     @property
     def path(self) -> Path:

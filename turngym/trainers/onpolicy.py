@@ -38,7 +38,7 @@ from turngym.trainers.constraint import action_fsms, action_states
 from turngym.trainers.losses import frozen_reference
 from turngym.trainers.loop import Iteration, TrainLoop
 from turngym.trainers.policy import load_policy, save_model_dir
-from turngym.trainers.rollout import collect_iteration, summarize
+from turngym.trainers.rollout import collect_iteration, require_snapshots, summarize
 from turngym.trainers.table import TurnTable
 from turngym.trainers.tasks import iteration_seed  # re-exported (its home before the one loop)
 from turngym.trainers.update import make_optimizer, policy_update, set_scheduled_lr, torch_threads
@@ -82,6 +82,8 @@ class OnPolicyTrainer:
 
     # -- the Algorithm protocol (turngym.trainers.loop) ----------------------------------------------
     async def start(self, loop: TrainLoop, *, fresh: bool) -> None:
+        if self.cfg.branches > 1:
+            require_snapshots(self.cfg)
         self.backend = loop.backend
         self.fsms = action_fsms(self.cfg, self.backend) if self.cfg.sampling.constrain else None
         self._usable = []

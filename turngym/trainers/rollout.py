@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from turngym.agents.llm import Backend, LLMAgent
-from turngym.agents.runner import EpisodeTask, run_episodes
+from turngym.agents.runner import EpisodeTask, branch_tasks, run_episodes
 from turngym.core.types import Episode
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.tasks import env_specs, eval_tasks, iteration_seed, train_tasks
@@ -23,7 +25,8 @@ if TYPE_CHECKING:
     from turngym.benchmarks.store import EpisodeStore
     from turngym.benchmarks.summary import Summary
 
-__all__ = ["EvalResult", "collect", "collect_iteration", "evaluate", "make_rollout_agent", "summarize"]
+__all__ = ["EvalResult", "collect", "collect_iteration", "collect_tree", "evaluate", "make_rollout_agent", "require_snapshots",
+           "summarize"]
 
 
 def make_rollout_agent(cfg: TrainConfig, backend: Backend, *, seed: int, temperature: float | None = None) -> LLMAgent:
@@ -48,9 +51,60 @@ async def collect(tasks: Sequence[EpisodeTask], agent: LLMAgent, cfg: TrainConfi
 
 async def collect_iteration(cfg: TrainConfig, backend: Backend, k: int) -> list[Episode]:
     """Iteration ``k``'s episodes (run_id ``it{k}``): its tasks (``train_tasks``) sampled by the policy with its
-    seed (``iteration_seed``), both functions of (run seed, k) only, so a resumed run replays the iteration."""
+    seed (``iteration_seed``), both functions of (run seed, k) only, so a resumed run replays the iteration.
+    With ``cfg.branches`` > 1, a tree rollout (``collect_tree``)."""
     agent = make_rollout_agent(cfg, backend, seed=iteration_seed(cfg.seed, k))
+    if cfg.branches > 1:
+        turns = np.random.default_rng([cfg.seed, k, 2])
+        return await collect_tree(train_tasks(cfg, k), agent, cfg, branches=cfg.branches, rng=turns, run_id=f"it{k}")
     return await collect(train_tasks(cfg, k), agent, cfg, run_id=f"it{k}")
+
+
+async def collect_tree(
+    tasks: Sequence[EpisodeTask], agent: LLMAgent, cfg: TrainConfig, *, branches: int, rng: np.random.Generator,
+    run_id: str = "",
+) -> list[Episode]:
+    """A tree rollout: ``tasks`` played recording their branch points, then each episode branched at a turn
+    drawn uniformly from its turns into ``branches`` continuations (itself and ``branches - 1`` branches,
+    turngym.agents.runner.branch_tasks); a failed episode gets none. The episodes come back each root
+    followed by its branches."""
+    roots = await collect([t.model_copy(update={"branch_points": True}) for t in tasks], agent, cfg, run_id=run_id)
+    more: list[EpisodeTask] = []
+    for task, root in zip(tasks, roots, strict=True):
+        if root.error is None and root.turns:
+            more += branch_tasks(root, int(rng.integers(len(root.turns))), branches - 1, max_turns=task.max_turns)
+    grown = await collect(more, agent, cfg, run_id=run_id) if more else []
+    children: dict[str, list[Episode]] = {}
+    for ep in grown:
+        children.setdefault(ep.parent_id, []).append(ep)
+    out: list[Episode] = []
+    for root in roots:
+        root._branch_points = None  # the snapshots and the policy: no longer needed
+        out += [root, *children.get(root.episode_id, [])]
+    return out
+
+def require_snapshots(cfg: TrainConfig) -> None:
+    """Raise ConfigError where a tree rollout (``cfg.branches`` > 1) meets an env that cannot snapshot."""
+    from turngym.core.errors import ConfigError
+    from turngym.core.registry import make
+
+    for spec in env_specs(cfg):
+        env = make(spec.id, **spec.kwargs)
+        try:
+            reason = getattr(env.unwrapped, "snapshot_unsupported", "it is not a turngym TurnEnv")
+        finally:
+            env.close()
+        if reason is not None:
+            setting = (
+                f"algorithm branch_baseline (k={cfg.branches})" if cfg.algorithm_name == "branch_baseline"
+                else f"rollout.branches={cfg.branches}"
+            )
+            raise ConfigError(
+                f"{setting} plays tree rollouts, which restore env snapshots, and {spec.id} cannot snapshot: {reason}. "
+                "Train on an env that supports snapshots (turngym envs check ID runs the snapshot check), or use "
+                "another algorithm with rollout.branches: 1"
+            )
+
 
 def summarize(episodes: Sequence[Episode]) -> dict[str, float]:
     """Success rate, mean return, mean turns and the number of failed episodes (turngym.benchmarks.summary's

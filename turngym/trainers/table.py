@@ -2,7 +2,9 @@
 
 Columnar and flat, three levels of rows, each a set of numpy columns:
 
-    episodes (E)  ids, outcome, success, trainable, token_offsets (E+1), turn_offsets (E+1)
+    episodes (E)  ids, outcome, success, trainable, token_offsets (E+1), turn_offsets (E+1), and the
+                  tree of a tree rollout: parent_id ("" for a root), branch_turn (-1 for a root; a branch
+                  copies its parent's first branch_turn turns, with mask 0 on their tokens)
     turns    (M)  reward r_t, action / observation spans, state_text (what the agent saw before
                   acting), action_text, invalid, terminated / truncated (the env's flags of the step:
                   an episode that ended on a time limit is truncated, not terminal); the turns of
@@ -58,7 +60,7 @@ GroupKey = Literal["group_id", "instance_hash", "task_id"]
 #: reward), ``Episode.success`` as 1.0/0.0, or the return R_i = sum_t r_t
 OutcomeSource = Literal["final_reward", "success", "return"]
 
-_EPISODE_STR = ("episode_id", "group_id", "task_id", "instance_hash", "env_id", "run_id")
+_EPISODE_STR = ("episode_id", "group_id", "task_id", "instance_hash", "env_id", "run_id", "parent_id")
 _TURN_SPANS = ("action_start", "action_end", "obs_start", "obs_end")
 _TURN_FLAGS = ("invalid", "terminated", "truncated")
 
@@ -102,9 +104,11 @@ class TurnTable:
     instance_hash: np.ndarray
     env_id: np.ndarray
     run_id: np.ndarray
+    parent_id: np.ndarray  # str: the episode a branch continues ("" for a root)
     outcome: np.ndarray  # o_i, float64
     success: np.ndarray  # 1.0 / 0.0 / nan (unknown), float64
     trainable: np.ndarray  # bool
+    branch_turn: np.ndarray  # int64: the turn a branch continues its parent from, -1 for a root
     token_offsets: np.ndarray  # int64 (E+1)
     turn_offsets: np.ndarray  # int64 (E+1)
     # per turn (M)
@@ -279,7 +283,7 @@ class TurnTable:
         """The table of ``episodes``. ``outcome`` says where o_i comes from (see ``OutcomeSource``)."""
         if outcome not in ("final_reward", "success", "return"):
             raise ValueError(f"unknown outcome source {outcome!r}: use 'final_reward', 'success' or 'return'")
-        ep_cols: dict[str, list[Any]] = {k: [] for k in (*_EPISODE_STR, "outcome", "success", "trainable")}
+        ep_cols: dict[str, list[Any]] = {k: [] for k in (*_EPISODE_STR, "outcome", "success", "trainable", "branch_turn")}
         turn_cols: dict[str, list[Any]] = {k: [] for k in ("reward", *_TURN_SPANS, "state_text", "action_text", *_TURN_FLAGS)}
         tokens: list[int] = []
         mask: list[int] = []
@@ -292,6 +296,7 @@ class TurnTable:
             ep_cols["outcome"].append(_outcome(ep, outcome))
             ep_cols["success"].append(np.nan if ep.success is None else float(ep.success))
             ep_cols["trainable"].append(bool(ep.trainable))
+            ep_cols["branch_turn"].append(-1 if ep.branch_turn is None else int(ep.branch_turn))
             state = _messages_text(ep.prompt)
             for turn in ep.turns:
                 turn_cols["reward"].append(float(turn.reward))
@@ -315,6 +320,7 @@ class TurnTable:
             outcome=np.asarray(ep_cols["outcome"], dtype=np.float64),
             success=np.asarray(ep_cols["success"], dtype=np.float64),
             trainable=np.asarray(ep_cols["trainable"], dtype=bool),
+            branch_turn=np.asarray(ep_cols["branch_turn"], dtype=np.int64),
             token_offsets=np.asarray(tok_off, dtype=np.int64),
             turn_offsets=np.asarray(turn_off, dtype=np.int64),
             reward=np.asarray(turn_cols["reward"], dtype=np.float64),
@@ -340,6 +346,7 @@ class TurnTable:
             "outcome": pa.array(self.outcome, type=pa.float64()),
             "success": pa.array(self.success, type=pa.float64()),
             "trainable": pa.array(self.trainable, type=pa.bool_()),
+            "branch_turn": pa.array(self.branch_turn, type=pa.int64()),
             "reward": lists(self.reward, t, pa.float64()),
             **{name: lists(getattr(self, name), t, pa.int64()) for name in _TURN_SPANS},
             "state_text": lists(self.state_text.tolist(), t, pa.string()),
@@ -379,11 +386,19 @@ class TurnTable:
             flags["terminated"] = np.zeros(len(reward), dtype=bool)
             flags["terminated"][turn_off[1:][np.diff(turn_off) > 0] - 1] = True
         flags.setdefault("truncated", np.zeros(len(reward), dtype=bool))
+        n = table.num_rows
         return cls(
-            **{k: _str_array(table.column(k).to_pylist()) for k in _EPISODE_STR},
+            **{
+                k: _str_array(table.column(k).to_pylist() if k in table.column_names else [""] * n)
+                for k in _EPISODE_STR
+            },
             outcome=episode_col("outcome", np.float64),
             success=episode_col("success", np.float64),
             trainable=episode_col("trainable", bool),
+            branch_turn=(
+                episode_col("branch_turn", np.int64) if "branch_turn" in table.column_names
+                else np.full(n, -1, dtype=np.int64)
+            ),
             token_offsets=tok_off,
             turn_offsets=turn_off,
             reward=reward,
@@ -415,11 +430,11 @@ class TurnTable:
         return cls(**cols)
 
 
-_EPISODE_COLUMNS = frozenset((*_EPISODE_STR, "outcome", "success", "trainable"))
+_EPISODE_COLUMNS = frozenset((*_EPISODE_STR, "outcome", "success", "trainable", "branch_turn"))
 _TURN_COLUMNS = frozenset(("reward", *_TURN_SPANS, "state_text", "action_text", *_TURN_FLAGS))
 _ARROW_COLUMNS = (*_EPISODE_COLUMNS, *_TURN_COLUMNS, "tokens", "mask", "logprobs")
 #: columns that shards of earlier versions lack (read with the defaults those versions assumed)
-_LATER_COLUMNS = frozenset(("terminated", "truncated"))
+_LATER_COLUMNS = frozenset(("terminated", "truncated", "parent_id", "branch_turn"))
 
 
 def write_parquet(table: TurnTable | Sequence[Episode], path: str | Path) -> Path:

@@ -105,8 +105,8 @@ class HFBackend(Backend):
         self._lock = threading.Lock()
         self._weights_version = 0
         #: counters: requests served, batches run, the largest batch; prompt tokens prefilled and
-        #: prompt tokens whose KV came from the prefix cache
-        self.stats = {"requests": 0, "batches": 0, "max_batch": 0, "prefilled": 0, "reused": 0}
+        #: prompt tokens whose KV came from the prefix cache; tokens sampled
+        self.stats = {"requests": 0, "batches": 0, "max_batch": 0, "prefilled": 0, "reused": 0, "generated": 0}
 
     # -- the async front ------------------------------------------------------------------------
     async def generate(
@@ -163,6 +163,7 @@ class HFBackend(Backend):
             for r in batch:
                 if not r.future.done():
                     reason = "stop" if r.eos_id is not None or r.stopped else "length"
+                    self.stats["generated"] += len(r.ids)
                     r.future.set_result(Generation(ids=r.ids, logprobs=r.logprobs, eos_id=r.eos_id, finish_reason=reason))
 
     # -- for trainers ----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from turngym.core.errors import did_you_mean
 from turngym.trainers.advantages.base import Advantages, EstimatorConfig, group_normalize, returns_to_go
 from turngym.trainers.advantages.bilevel_gae import BilevelGAEConfig, TurnCriticConfig, bilevel_gae
+from turngym.trainers.advantages.branch_baseline import BranchBaselineConfig, branch_baseline
 from turngym.trainers.advantages.filters import StarPOFilter, starpo_s_keep
 from turngym.trainers.advantages.flow_grpo import FlowGRPOConfig, flow_grpo
 from turngym.trainers.advantages.gigpo import GiGPOConfig, gigpo
@@ -32,6 +33,7 @@ __all__ = [
     "NEEDS_VALUES",
     "Advantages",
     "BilevelGAEConfig",
+    "BranchBaselineConfig",
     "EstimatorConfig",
     "EstimatorSpec",
     "FlowGRPOConfig",
@@ -42,6 +44,7 @@ __all__ = [
     "StarPOFilter",
     "TurnCriticConfig",
     "bilevel_gae",
+    "branch_baseline",
     "compute_advantages",
     "estimator_config",
     "flow_grpo",
@@ -61,12 +64,13 @@ ESTIMATORS: dict[str, tuple[Callable[..., Advantages], type[EstimatorConfig]]] =
     "mt_grpo": (mt_grpo, MTGRPOConfig),
     "gigpo": (gigpo, GiGPOConfig),
     "bilevel_gae": (bilevel_gae, BilevelGAEConfig),
+    "branch_baseline": (branch_baseline, BranchBaselineConfig),
 }
 #: estimators that need the critic's values (the on-policy loop trains a value_head.TurnCritic for them)
 NEEDS_VALUES = frozenset({"bilevel_gae"})
 
 EstimatorSpec = Annotated[
-    Union[GRPOConfig, RLOOConfig, FlowGRPOConfig, MTGRPOConfig, GiGPOConfig, BilevelGAEConfig],
+    Union[GRPOConfig, RLOOConfig, FlowGRPOConfig, MTGRPOConfig, GiGPOConfig, BilevelGAEConfig, BranchBaselineConfig],
     Field(discriminator="name"),
 ]
 _SPEC = TypeAdapter(EstimatorSpec)

@@ -7,7 +7,10 @@ Two levels of groups inside one group of G episodes:
   the paper's "mean_norm");
 - step level: anchor groups are the (episode, turn) pairs of the group whose state (the observation the
   agent answered) is the same: exact text hash, or fuzzy (difflib ratio >= ``similarity``, greedy
-  clustering against the first member as in verl-agent). With return-to-go
+  clustering against the first member as in verl-agent), or, on a tree rollout (rollout.branches),
+  ``"tree"``: the members of each branch point (one env state restored from one snapshot: the same state
+  by construction, where equal text may hide different histories). A branch's copies of its parent's
+  turns join no anchor group (they are no samples of their own). With return-to-go
   R_t = sum_{k>=t} gamma^(k-t) r_k: A^S = (R_t - mean_anchor R) / F; an anchor group of one gives 0.
 
 A = A^E + omega * A^S. The paper takes the episode statistics over trajectories; verl-agent's code over
@@ -31,6 +34,7 @@ from turngym.trainers.advantages.base import (
     returns_to_go,
     turn_advantages,
 )
+from turngym.trainers.advantages.branch_baseline import branch_sets, copied_turns
 from turngym.trainers.table import TurnTable
 
 
@@ -41,8 +45,9 @@ class GiGPOConfig(EstimatorConfig):
     norm: Norm = Field("std", description="'std': divide by the group std (+ eps); 'mean': subtract the group mean only")
     gamma: float = Field(0.95, description="discount of the step-level return-to-go")
     omega: float = Field(1.0, description="weight of the step-level advantage A^S")
-    anchors: Literal["exact", "fuzzy"] = Field(
-        "exact", description="which states share an anchor group: the same text ('exact') or similar text ('fuzzy')"
+    anchors: Literal["exact", "fuzzy", "tree"] = Field(
+        "exact", description="which states share an anchor group: the same text ('exact'), similar text ('fuzzy'), "
+        "or the same branch point of a tree rollout ('tree': the same env state by construction)"
     )
     similarity: float = Field(
         0.95, gt=0.0, le=1.0, description="fuzzy anchors: the difflib SequenceMatcher ratio two states need"
@@ -83,6 +88,21 @@ def anchor_groups(
     return ids
 
 
+def step_anchors(table: TurnTable, groups: np.ndarray, cfg: GiGPOConfig) -> np.ndarray:
+    """Dense anchor-group ids of the turn rows (``groups``: each row's episode group): by state text, or by
+    branch point (``anchors="tree"``); a branch's copies of its parent's turns are groups of one."""
+    alone = copied_turns(table)
+    if cfg.anchors == "tree":
+        sets = branch_sets(table)
+        alone |= sets < 0
+        keys = np.where(alone, -1 - np.arange(table.num_turn_rows), sets)
+        return np.unique(keys, return_inverse=True)[1].astype(np.int64)
+    ids = anchor_groups(table.state_text, groups, anchors=cfg.anchors, similarity=cfg.similarity)
+    if alone.any():
+        ids = np.where(alone, ids.max(initial=-1) + 1 + np.arange(table.num_turn_rows), ids)
+    return ids
+
+
 def gigpo(table: TurnTable, cfg: GiGPOConfig) -> Advantages:
     groups = table.group_index(cfg.group_key)
     ep = table.turn_episode
@@ -93,7 +113,7 @@ def gigpo(table: TurnTable, cfg: GiGPOConfig) -> Advantages:
     else:
         A_E = group_normalize(table.returns[ep], groups[ep], **norm)
     # A^S = (R_t - mean_{anchor} R) / F,  R_t = sum_{k>=t} gamma^(k-t) r_k
-    anchor = anchor_groups(table.state_text, groups[ep], anchors=cfg.anchors, similarity=cfg.similarity)
+    anchor = step_anchors(table, groups[ep], cfg)
     A_S = group_normalize(returns_to_go(table, cfg.gamma), anchor, **norm)
     # A = A^E + omega * A^S
     return turn_advantages(table, A_E + cfg.omega * A_S)
