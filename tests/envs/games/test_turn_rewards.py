@@ -165,6 +165,16 @@ def test_lookup_task_vocabulary_covers_the_episodes(tmp_path):
     assert tok.convert_ids_to_tokens(action) == ["[", "search", " Hana", "]"]  # one token a word
 
 
+def test_lookup_example_train_config_validates():
+    from importlib.resources import files
+
+    from turngym.trainers.train import train_config
+
+    cfg = train_config(files("turngym.trainers") / "configs" / "examples" / "tasks" / "lookup_mt_grpo.yaml")
+    assert cfg.env.id == LOOKUP and cfg.env.max_turns == 2 and cfg.algorithm_name == "mt_grpo"
+    assert turngym.make(cfg.env.id, **cfg.env.kwargs).unwrapped.reward == "turn"
+
+
 # -- TextNav sub-goals ------------------------------------------------------------------------------
 
 
