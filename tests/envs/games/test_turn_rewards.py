@@ -100,6 +100,8 @@ def test_lookup_invalid_actions_use_a_turn_and_pay_nothing():
         obs, reward, terminated, truncated, info = env.step(reply)
         assert info["action_error"] and "Invalid action" in obs.last_text and reward == 0.0, reply
         assert not (terminated or truncated), reply
+        assert "[answer CITY], CITY one of Paris, " in info["action_error"]  # the fix names both actions' words
+    assert info["action_error"].startswith("[lookup Ann] is not a valid action")
     _, reward, terminated, truncated, info = env.step(f"[search {env.unwrapped.person}]")
     assert reward == 0.5 and truncated and info["success"] is False  # turn 2 of 2 was the search
 

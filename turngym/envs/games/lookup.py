@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from turngym.core.actions import BracketedMove
 from turngym.core.env import TurnEnv
+from turngym.core.errors import ActionError
 from turngym.core.types import Action, Observation
 
 NAMES = ("Ann", "Bob", "Cleo", "Dan", "Eve", "Finn", "Gus", "Hana", "Ivo", "Jon", "Kim", "Leo")
@@ -40,6 +41,7 @@ CITIES = ("Paris", "Rome", "Oslo", "Lima", "Cairo", "Tokyo", "Delhi", "Quito", "
 #: the turn reward of ``reward="turn"``: a search whose result contains the answer (MT-GRPO's 0.5)
 SEARCH_REWARD = 0.5
 REWARDS = ("turn", "outcome")
+_ACTIONS = f"[search NAME], NAME one of {', '.join(NAMES)}; [answer CITY], CITY one of {', '.join(CITIES)}"
 
 
 class LookupEnv(TurnEnv):
@@ -80,7 +82,10 @@ class LookupEnv(TurnEnv):
         return Observation.text(f"Where does {self.person} live? Use [search NAME], then [answer CITY]."), {}
 
     def step(self, action: Action):
-        verb, word = self.action_format.parse(action).split(" ")  # the choices: "search NAME", "answer CITY"
+        try:
+            verb, word = self.action_format.parse(action).split(" ")  # the choices: "search NAME", "answer CITY"
+        except ActionError as e:  # the format lists 12 of its 24 choices: name them all, by kind
+            raise ActionError(f"{e} ({_ACTIONS})") from None
         if verb == "answer":
             right = word == self.answer
             return Observation.text("Right." if right else "Wrong."), float(right), True, False, {"success": right}
