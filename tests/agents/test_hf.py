@@ -175,6 +175,20 @@ def test_constrained_sampling_matches_the_action_format(tiny_dir):
     assert finished > 0
 
 
+def test_constraint_never_allows_a_token_that_no_token_can_continue():
+    """A word-level vocabulary may hold a prefix of an action's word ("a" of "answer") but nothing that spells
+    the rest: that token keeps a match reachable in characters, not in tokens, so it is never allowed."""
+    from turngym.agents.sampling import TokenFSM
+
+    vocab = ["[", "]", "a", "answer", "search", " ", "Oslo", "Ann", "<eos>"]
+    fsm = TokenFSM.build(r"\[(answer Oslo|search Ann)\]", [*vocab[:-1], None], eos_ids=[8])
+    state = fsm.advance(fsm.initial, 0)  # "["
+    assert [vocab[i] for i in fsm.allowed(state)] == ["answer", "search"]
+    for word in (3, 5, 6, 1):  # "answer", " ", "Oslo", "]"
+        state = fsm.advance(state, word)
+    assert fsm.allowed(state).tolist() == [8]  # a full match: only EOS
+
+
 def test_backend_error_and_timeout_end_one_episode_each(tiny_dir):
     agent = make_agent(f"hf:{tiny_dir}", max_new_tokens=4, seed=1)
     agent.backend = Recording(agent.backend, fail_on={0}, hang_on={1})

@@ -103,6 +103,7 @@ class TokenFSM:
         self.eos_ids = np.asarray(sorted(set(eos_ids)), dtype=np.int64)
         self._eos = set(self.eos_ids.tolist())
         self._allowed: dict[int, tuple[np.ndarray, dict[int, int]]] = {}
+        self._raw: dict[int, dict[int, int]] = {}
         #: canonical mode: text -> token ids of the tokenizer; states are then (DFA state, last token)
         self._encode = encode
         self._pairs: dict[tuple[int, int], tuple[np.ndarray, frozenset[int]]] = {}
@@ -139,15 +140,28 @@ class TokenFSM:
                 return None
         return state
 
-    def _index(self, state: int) -> tuple[np.ndarray, dict[int, int]]:
-        hit = self._allowed.get(state)
+    def _steps(self, state: int) -> dict[int, int]:
+        """token id -> the DFA state after its text, for the tokens whose text keeps a match reachable."""
+        hit = self._raw.get(state)
         if hit is None:
-            nxt: dict[int, int] = {}
+            hit = self._raw[state] = {}
             for i, text in enumerate(self._vocab):
                 if text is not None:
                     s = self._walk(state, text)
                     if s is not None and self._live(s):
-                        nxt[i] = s
+                        hit[i] = s
+        return hit
+
+    def _index(self, state: int) -> tuple[np.ndarray, dict[int, int]]:
+        hit = self._allowed.get(state)
+        if hit is None:
+            # one step of lookahead in tokens: a token may only lead where the reply is a full match or some
+            # token goes on, since a match reachable in characters may not be in tokens (a word-level vocabulary
+            # holds "a" but nothing that spells the "nswer" of "answer")
+            steps = self._steps(state)
+            finals = self._fsm.finals
+            goes_on = {s: s in finals or bool(self._steps(s)) for s in set(steps.values())}
+            nxt = {i: s for i, s in steps.items() if goes_on[s]}
             ids = list(nxt)
             if state in self._fsm.finals:
                 ids.extend(self._eos)
