@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from turngym.envs.games.lookup import CITIES as LOOKUP_CITIES
 from turngym.envs.games.lookup import NAMES as LOOKUP_NAMES
+from turngym.envs.games.text_nav import CONTAINERS, OBJECTS, ROOMS, SURFACES
 
 __all__ = ["SIZES", "TASK_VOCABS", "TEMPLATES", "build_tiny_model"]
 
@@ -113,6 +114,27 @@ TASK_VOCABS: dict[str, tuple[str, ...]] = {
         # the invalid-action messages
         "Invalid", "action", "is", "not", "a", "valid", "choose", "one", "no", "square", "brackets", "write",
         "your", "for", "example", "That", "was", "the", "episode", "over",
+    ),
+    "maze": (
+        # the description, the position reports and the moves (perf/turn_credit.py trains on them)
+        "You", "are", "in", "a", "maze", "of", "rows", "and", "columns", "row", "is", "the", "top", "column", "left",
+        "Reach", "goal", "After", "each", "move", "you", "learn", "your", "position", "which", "directions", "open",
+        "moving", "into", "wall", "leaves", "where", "Each", "costs", "point", "A", "that", "brings", "step", "closer",
+        "to", "along", "earns", "it", "back", "Write", "square", "brackets", "for", "example", "up", "Valid", "down",
+        "right", "Only", "last", "bracketed", "counts", "at", "Open", "Walls", "reached",
+        "Invalid", "action", "not", "valid", "choose", "one", "no", "hit", "write", ";", "(", ")", "'",
+    ),
+    "text_nav": (
+        # the task, the room descriptions, the commands and the invalid-command messages
+        "You", "are", "in", "a", "house", "Your", "task", "put", "the", "cabinet", "Commands", "go", "north", "south",
+        "east", "west", "take", "OBJECT", "open", "CONTAINER", "close", "on", "SURFACE", "look", "Taking", "opening",
+        "and", "carrying", "into", "each", "earn", "points", "first", "time", "Exits", "There", "is", "closed", "it",
+        "nothing", "On", "floor", "carry", "Valid", "commands", "around", "room", "Done", "Put",
+        "Invalid", "action", "not", "valid", "choose", "one", "no", "exit", "to", "here", "use", "of", "exits",
+        "listed", "things", "in", "first", "cannot", "be", "opened", "or", "already", "objects", "see", "furniture",
+        "this", "you", "can", "with", "from", "write", "your", "command", "square", "brackets", "for", "example",
+        "DIRECTION", "X", "there", "(", ")", "|", "'",
+        *dict.fromkeys(w for name in (*ROOMS, *CONTAINERS, *SURFACES, *OBJECTS) for w in name.split()),
     ),
 }
 _PUNCT = ("[", "]", "-", ".", "!", ":", ",")

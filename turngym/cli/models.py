@@ -16,7 +16,7 @@ def tiny(
     out: Path = typer.Option(..., "--out", help="directory to write the model to (Hugging Face format)"),
     size: str = typer.Option("tiny", "--size", help="nano | tiny | small"),
     tokenizer: str = typer.Option(
-        "mistral", "--tokenizer", help="mistral (32k SentencePiece from mistral-common) | task:guess_number"
+        "mistral", "--tokenizer", help="mistral (32k SentencePiece from mistral-common) | task:guess_number | task:lookup | task:maze | task:text_nav"
     ),
     template: str = typer.Option("chatml", "--template", help="chatml | thinking (drops earlier <think> blocks)"),
     tied: bool = typer.Option(False, "--tied/--untied", help="tie the input embeddings and the LM head"),

@@ -264,3 +264,40 @@ def test_textnav_default_is_sparse_and_bad_options_name_the_value():
     assert rewards[-1] == 1.0 and sum(rewards) == 1.0 and info["success"] is True
     with pytest.raises(ValueError, match="reward='dense'.*'sparse'.*'subgoals'"):
         turngym.make(TEXTNAV, reward="dense")
+
+
+MAZE_INVALID = ["[up down]", "up", "[left] [right"]
+NAV_INVALID = ["[go north east]", "[take key]", "[put key on fridge]", "[open table]", "go west", "[close chest]"]
+
+
+@pytest.mark.parametrize(
+    "vocab, env_id, kwargs, invalid",
+    [("maze", "turngym/Maze-v0", {"rows": 3, "cols": 3, "reward": "shaped"}, MAZE_INVALID),
+     ("maze", "turngym/Maze-v0", {}, MAZE_INVALID),
+     ("text_nav", "turngym/TextNav-v0", {"n_rooms": 2, "n_objects": 1, "reward": "subgoals"}, NAV_INVALID),
+     ("text_nav", "turngym/TextNav-v0", {}, NAV_INVALID)],
+)
+def test_maze_and_text_nav_task_vocabularies_cover_random_episodes(tmp_path, vocab, env_id, kwargs, invalid):
+    """perf/turn_credit.py trains tiny models on these tasks: every word of their prompts, observations and
+    invalid-action messages is a token of the task's vocabulary (no <unk>)."""
+    import asyncio
+
+    from transformers import AutoTokenizer
+
+    from turngym.agents.runner import group_tasks, run_episodes
+    from turngym.agents.scripted import RandomAgent, ScriptedAgent
+    from turngym.agents.tiny import build_tiny_model
+
+    tok = AutoTokenizer.from_pretrained(build_tiny_model(tmp_path, size="nano", tokenizer=f"task:{vocab}",
+                                                         template="compact"))
+    texts = []
+    for agent in (RandomAgent(seed=0), ScriptedAgent()):
+        for ep in asyncio.run(run_episodes(group_tasks(env_id, range(8), env_kwargs=kwargs), agent)):
+            texts += [m.text for m in ep.prompt] + [m.text for t in ep.turns for m in t.observation]
+    env = turngym.make(env_id, **kwargs)
+    for action in invalid:  # replies of the task's words that the env refuses: its messages are covered too
+        env.reset(seed=0)
+        obs, *_ = env.step(action)
+        texts.append(obs.last_text)
+    unknown = {t for t in texts if tok.unk_token_id in tok(t, add_special_tokens=False)["input_ids"]}
+    assert not unknown, sorted(unknown)[:3]
