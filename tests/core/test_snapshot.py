@@ -215,7 +215,6 @@ def test_bad_bytes_raise_a_clear_error():
 
 
 def test_unsupported_envs_say_why():
-    from turngym.envs.adapters.textarena import TextArenaEnv
     from turngym.envs.tools.sandboxed import SandboxEnv
     from turngym.envs.web.base import BrowserEnv
     from turngym.serve.remote import RemoteEnv
@@ -223,7 +222,6 @@ def test_unsupported_envs_say_why():
     for cls, why in [
         (SandboxEnv, "Docker sandbox"),
         (BrowserEnv, "browser"),
-        (TextArenaEnv, "TextArena"),
         (RemoteEnv, "server"),
     ]:
         assert why in cls.snapshot_unsupported

@@ -314,20 +314,24 @@ def _check_restored_over(env: gymnasium.Env, data: bytes, *, seed: int) -> None:
 def _check_not_frozen(
     env: gymnasium.Env, data: bytes, action: Any, recorded: list[Any], *, seed: int, step: int
 ) -> None:
-    """Restored, the env answers some other action than ``action`` with another observation."""
+    """Restored, the env answers some other action than ``action`` with another observation or, where the
+    observation does not show the move (a game that answers with the opponent's move), another state."""
     env.restore(data)
     others = [a for a in (env.unwrapped.legal_actions() or []) if a != action][:20]
+    env.step(action)
+    state = env.snapshot()
     tried = []
     for other in others or [env.action_space.sample() for _ in range(5)]:
         env.restore(data)
         got = _outcome(env.step(other))
-        if got[0] != recorded[0]:
+        if got[0] != recorded[0] or env.snapshot() != state:
             return
         tried.append(other)
     if tried:
         raise CheckFailed(
             f"seed {seed}: restored, the env answered every other action at step {step} ({_short(tried)}) with "
-            f"the observation of {action!r}, {_short(recorded[0])}: restore() must leave an env that plays on"
+            f"the observation and state of {action!r}, {_short(recorded[0])}: restore() must leave an env that "
+            "plays on"
         )
 
 

@@ -16,8 +16,11 @@
 - other players: ``opponent`` plays them: ``"random"`` (default), ``"first-legal"`` or a callable
   ``str -> str`` (see ``textarena_moves``). They move inside ``reset``/``step`` until it is player 0's turn.
 - seeds: the game draws from the env's own random streams (``_routing``), seeded at ``reset(seed)``,
-  so equal seeds give equal observations and ``instance_hash``, and the caller's global ``random``
-  and ``numpy.random`` states are never touched.
+  so equal seeds give equal observations and ``instance_hash``, two envs stepped in turn draw as each
+  alone, and the caller's global ``random`` and ``numpy.random`` states are never touched.
+- snapshots: ``snapshot()`` pickles TextArena's engine, the random streams and the opponents
+  (``textarena_snapshot``); an engine with an LLM judge or player, or an opponent callable that does
+  not pickle, sets the env's ``snapshot_unsupported`` to why.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import importlib
 import json
 import random
 from collections.abc import Iterator
@@ -38,7 +42,7 @@ from turngym.core.actions import BracketedMove
 from turngym.core.env import TurnEnv
 from turngym.core.errors import ActionError, EnvUnavailable
 from turngym.core.types import Action, Observation, action_text
-from turngym.envs.adapters import _routing
+from turngym.envs.adapters import _routing, textarena_snapshot
 from turngym.envs.adapters.textarena_moves import Opponent, candidate_moves, make_opponent
 
 #: the opponents' stream is seeded with seed + this, apart from the game's stream
@@ -50,9 +54,10 @@ MAX_OPPONENT_MOVES = 1000
 class TextArenaEnv(TurnEnv):
     """One TextArena game, the learner as player 0. See the module docstring."""
 
-    snapshot_unsupported = (
-        "its state lives in TextArena's game engine and its random streams, which the adapter does not save yet"
-    )
+    #: set per env where the game cannot be saved (``textarena_snapshot.unsupported_reason``)
+    snapshot_unsupported = None
+    #: made with the game, equal in every env of the same id and arguments: not saved
+    snapshot_exclude = ("_pristine", "_resources", "snapshot_unsupported")
     action_format = BracketedMove(example="[move]", what="move")
     #: TextArena's own rules end a game for invalid moves (most after two in a row); turngym's
     #: per-episode count only applies when set lower (``max_invalid_actions=N``)
@@ -84,7 +89,8 @@ class TextArenaEnv(TurnEnv):
         # some games keep state across resets (KuhnPoker shuffles its deck in place): each reset
         # starts from the attributes the game had when it was made
         self._pristine = _small_containers(vars(self._ta))
-        _routing.route_textarena_modules()
+        self._resources = textarena_snapshot.read_only_resources(self._ta, self._pristine)
+        self.snapshot_unsupported = textarena_snapshot.unsupported_reason(game, self._ta, opponent, self._resources)
         self.description = f"The TextArena game {game}" + (
             f" against {num_players - 1} opponent(s)." if num_players > 1 else "."
         )
@@ -125,7 +131,11 @@ class TextArenaEnv(TurnEnv):
 
     def step(self, action: Action):
         if self._done:
-            raise ActionError("the game is over: call reset() to start a new one")
+            if not self._history:  # reset() fills it
+                raise ActionError("no game has started: call reset() first")
+            # the opponents ended the game in reset(), before player 0 moved: this step ends the episode
+            reward, info = self._outcome()
+            return Observation.text(self._outcome_text().lstrip("\n")), reward, True, False, info
         text = action if type(action) is str else action_text(action)
         if self.add_brackets and "[" not in text and "]" not in text:
             text = f"[{text}]"
@@ -179,6 +189,12 @@ class TextArenaEnv(TurnEnv):
 
     def legal_actions(self) -> list[str] | None:
         return candidate_moves(self.game, self._history) or None
+
+    def _snapshot_state(self) -> dict[str, Any]:
+        return {"pickle": textarena_snapshot.dumps(super()._snapshot_state(), self._resources, self.game)}
+
+    def _restore_state(self, state: dict[str, Any]) -> None:
+        super()._restore_state(textarena_snapshot.loads(state["pickle"], self._resources, self.game))
 
     # -- internals ------------------------------------------------------------------------------
     def _play_opponents(self, done: bool) -> bool:
@@ -311,10 +327,19 @@ def _make(game: str, game_kwargs: dict[str, Any]) -> tuple[Any, bool]:
     if spec is None:
         raise EnvUnavailable(f"TextArena {ta.__version__} has no game {game!r}: install textarena==0.7.4")
     brackets = any(w.__name__ == "ActionFormattingWrapper" for w in spec.default_wrappers or ())
+    made = f"{game}-raw" if f"{game}-raw" in ENV_REGISTRY else game
     with _offline_nltk(), _global_random_kept():
-        random.seed(0)  # draws while a game module loads or the game is made: the same in every process
+        random.seed(0)  # draws while a game module loads: the same in every process
         numpy.random.seed(0)
-        env = ta.make(f"{game}-raw" if f"{game}-raw" in ENV_REGISTRY else game, **game_kwargs)
+        # the game's module is routed before the game is made: what the game draws or binds then
+        # (Secretary binds random.random) is the env's streams, not the global ones
+        entry_point = ENV_REGISTRY[made].entry_point
+        if isinstance(entry_point, str):
+            with contextlib.suppress(Exception):  # a module that does not import: ta.make says why
+                importlib.import_module(entry_point.partition(":")[0])
+        _routing.route_textarena_modules()
+        env = ta.make(made, **game_kwargs)
+    _routing.route_textarena_modules()  # modules that making the game imported
     while isinstance(env, ta.Wrapper):  # an id without a -raw twin
         env = env.env
     return env, brackets
@@ -365,4 +390,3 @@ def _offline_nltk() -> Iterator[None]:
         yield
     finally:
         nltk.download, nltk.tag._get_tagger = real, real_tagger
-
