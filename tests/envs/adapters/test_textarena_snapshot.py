@@ -25,7 +25,7 @@ import turngym
 from tests.conftest import IN_CI, REPO
 from turngym.core.checker import check_registered_env
 from turngym.core.env import instance_hash
-from turngym.core.errors import SnapshotUnsupported
+from turngym.core.errors import SnapshotError, SnapshotUnsupported
 from turngym.core.registry import _module_present
 from turngym.envs.adapters.registry import turngym_id
 from turngym.envs.adapters.textarena import TextArenaEnv
@@ -261,3 +261,15 @@ def test_envs_check_replays_textarena_snapshots():
     # Set: its observation of a wrong set does not name the set; the check compares the states then
     for game in ("Secretary-v0", "Set-v0", "KuhnPoker-v0"):
         assert check_registered_env(turngym_id(game), seeds=3, steps=4) == []
+
+
+def test_a_snapshot_of_another_game_is_refused_with_the_arguments_to_use():
+    tictactoe = TextArenaEnv(game="TicTacToe-v0", num_players=2)  # made directly: no id for restore to compare
+    tictactoe.reset(seed=0)
+    connect = TextArenaEnv(game="ConnectFour-v0", num_players=2)
+    connect.reset(seed=0)
+    before = connect.snapshot()
+    with pytest.raises(SnapshotError, match=r"of TextArena's TicTacToe-v0 for 2 player\(s\), this env plays "
+                       r"ConnectFour-v0 for 2: restore it into an env made with game='TicTacToe-v0', num_players=2"):  # fmt: skip
+        connect.restore(tictactoe.snapshot())
+    assert connect.snapshot() == before  # refused before anything changed

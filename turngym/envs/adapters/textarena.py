@@ -40,7 +40,7 @@ from gymnasium.utils import seeding
 
 from turngym.core.actions import BracketedMove
 from turngym.core.env import TurnEnv
-from turngym.core.errors import ActionError, EnvUnavailable
+from turngym.core.errors import ActionError, EnvUnavailable, SnapshotError
 from turngym.core.types import Action, Observation, action_text
 from turngym.envs.adapters import _routing, textarena_snapshot
 from turngym.envs.adapters.textarena_moves import Opponent, candidate_moves, make_opponent
@@ -191,9 +191,16 @@ class TextArenaEnv(TurnEnv):
         return candidate_moves(self.game, self._history) or None
 
     def _snapshot_state(self) -> dict[str, Any]:
-        return {"pickle": textarena_snapshot.dumps(super()._snapshot_state(), self._resources, self.game)}
+        data = textarena_snapshot.dumps(super()._snapshot_state(), self._resources, self.game)
+        return {"game": (self.game, self.num_players), "pickle": data}
 
     def _restore_state(self, state: dict[str, Any]) -> None:
+        if state["game"] != (self.game, self.num_players):  # make() checks the id; a TextArenaEnv(...) may differ
+            game, players = state["game"]
+            raise SnapshotError(
+                f"the snapshot is of TextArena's {game} for {players} player(s), this env plays {self.game} for "
+                f"{self.num_players}: restore it into an env made with game={game!r}, num_players={players}"
+            )
         super()._restore_state(textarena_snapshot.loads(state["pickle"], self._resources, self.game))
 
     # -- internals ------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ bound method of the streams (Secretary's ``value_sampler``) draws from the resto
 What the game loaded when it was made and only reads is not copied (``read_only_resources``): word
 lists of more than 1000 words (``reset`` takes them as read-only too) and TextArena's
 ``EnglishDictionary``. The pickle names them by attribute and ``restore`` takes the restoring env's own,
-which equal them since it was made with the same id and arguments: a Wordle snapshot is a few kB, not
-5 MB.
+which equal them since it was made with the same id and arguments: a Wordle snapshot is about 11 kB,
+not 5 MB.
 
 What cannot be saved: an engine that holds TextArena agents (an LLM judge or player) or an opponent
 callable that does not pickle (``unsupported_reason``, the env's ``snapshot_unsupported``); an engine
