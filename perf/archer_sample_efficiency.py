@@ -9,11 +9,18 @@ phase times, eval excluded), for per-compute efficiency. Every run uses ``torch_
     nice -n 10 .venv/bin/python perf/archer_sample_efficiency.py --envs guess_number   # ~25 min, 2 cores
     nice -n 10 .venv/bin/python perf/archer_sample_efficiency.py --envs guess_number --algos archer --seeds 0
     .venv/bin/python perf/archer_sample_efficiency.py --report-only [--reread]          # table and plot only
+    nice -n 10 .venv/bin/python perf/archer_sample_efficiency.py --envs guess_number --encoders tiny minilm-frozen \
+        minilm-ft --seeds 0 --iterations 12 --batch 16 [--probe]                        # the critic encoders (issue 17)
 
 Several processes may run different algorithms or seeds at once: each run is merged into
 perf/results/archer_raw_<env>.json under a lock. Writes perf/results/archer.md (the table; the hand-written
 "Reading the results" section is kept) and perf/results/archer_<env>.png; the runs stay under
 runs/perf-archer/<env>/<algo>-s<seed>/.
+
+``--encoders`` runs archer alone, once per critic encoder of ``ENCODERS`` (the setup otherwise unchanged;
+``--iterations`` cuts the budget), into perf/results/archer_encoders_raw_<env>.json, archer_encoders.md
+(a table with the critic's advantage spread beside the success), archer_encoders_<env>.md and .png; the runs stay
+under runs/perf-archer/<env>/archer-<encoder>-s<seed>/.
 """
 
 from __future__ import annotations
@@ -69,11 +76,24 @@ SETUPS: dict[str, dict[str, Any]] = {
         "archer": {"warmup_iterations": 2, "critic_steps": 10, "actor_steps": 3, "batch_size": 32, "micro_batch_size": 32},
     },
 }
+#: ``--encoders``: archer's critic settings per encoder (ArcherCriticConfig fields over the setup's). The fine-tuned
+#: MiniLM gets critic lr 1e-4, not the setup's 1e-3: at 1e-3 ten critic steps collapsed the pretrained encoder (the
+#: two GuessNumber hints' Q values 0.0001 apart, against 1.4 at 3e-4 and 0.9 after 20 steps at 1e-4; the
+#: separation test of tests/trainers/test_archer_encoder.py, calibrated by hand). Frozen, only the heads train: 1e-3.
+ENCODERS: dict[str, dict[str, Any]] = {
+    "tiny": {},  # the default: a random-init 2-layer Llama over the policy's tokenizer, fine-tuned
+    "minilm-frozen": {"encoder": "minilm", "finetune_encoder": False},
+    "minilm-ft": {"encoder": "minilm", "finetune_encoder": True, "lr": 1e-4},
+}
 #: the loss aggregation of each on-policy method's paper (as perf/learning_curves.py)
 AGGREGATION = {"grpo": "seq_mean", "flow_grpo": "turn_mean"}
 
 
-def train_config(env: str, algo: str, seed: int) -> Any:
+def train_config(
+    env: str, algo: str, seed: int, *, encoder: str | None = None, iterations: int | None = None, batch: int | None = None
+) -> Any:
+    """The run's TrainConfig; ``encoder`` (archer only): a key of ENCODERS; ``iterations``: a cut budget;
+    ``batch`` (archer only): transitions per critic/actor step (and per forward pass) instead of the setup's."""
     from tests.agents.conftest import tiny_model
     from turngym.trainers.config import TrainConfig
 
@@ -81,10 +101,12 @@ def train_config(env: str, algo: str, seed: int) -> Any:
     name, kwargs = s["model"]
     model = tiny_model(name, **kwargs)
     n = s["episodes_per_iteration"]
+    label = f"{algo}-{encoder}" if encoder else algo
     common = {
-        "run_dir": str(RUNS / env / f"{algo}-s{seed}"), "seed": seed, "env": s["env"], "model": {"path": str(model), "system_prompt": s.get("system_prompt")},
+        "run_dir": str(RUNS / env / f"{label}-s{seed}"), "seed": seed, "env": s["env"], "model": {"path": str(model), "system_prompt": s.get("system_prompt")},
         "sampling": {"temperature": 1.0, "max_new_tokens": s["max_new_tokens"], "constrain": True},
-        "iterations": s["iterations"], "eval": {"every": s["eval_every"], "seeds": s["eval_seeds"], "temperature": 0.0},
+        "iterations": iterations or s["iterations"],
+        "eval": {"every": s["eval_every"], "seeds": s["eval_seeds"], "temperature": 0.0},
         "checkpoint": {"every": 0, "keep": 1}, "tensorboard": False,
         "torch_threads": 1,  # tiny models: 2 threads spin-wait on a busy 2-core machine (7-11 s vs ~1 s a rollout)
     }
@@ -94,8 +116,11 @@ def train_config(env: str, algo: str, seed: int) -> Any:
             **common,
             algorithm={
                 "name": "archer", "warmup_iterations": ar["warmup_iterations"],
-                "batch_size": ar["batch_size"], "micro_batch_size": ar["micro_batch_size"],
-                "critic": {"steps_per_iteration": ar["critic_steps"], "lr": s["lr"], "max_length": 256},
+                "batch_size": batch or ar["batch_size"], "micro_batch_size": batch or ar["micro_batch_size"],
+                "critic": {
+                    "steps_per_iteration": ar["critic_steps"], "lr": s["lr"], "max_length": 256,
+                    **ENCODERS[encoder or "tiny"],
+                },
                 "actor": {"steps_per_iteration": ar["actor_steps"], "max_new_tokens": s["max_new_tokens"]},
             },
             optim={"lr": s["lr"]},  # the actor's
@@ -109,10 +134,12 @@ def train_config(env: str, algo: str, seed: int) -> Any:
     )
 
 
-def run_one(env: str, algo: str, seed: int) -> list[dict[str, Any]]:
+def run_one(
+    env: str, algo: str, seed: int, *, encoder: str | None = None, iterations: int | None = None, batch: int | None = None
+) -> list[dict[str, Any]]:
     import shutil
 
-    cfg = train_config(env, algo, seed)
+    cfg = train_config(env, algo, seed, encoder=encoder, iterations=iterations, batch=batch)
     shutil.rmtree(cfg.run_dir, ignore_errors=True)
     t0 = time.perf_counter()
     if algo == "archer":
@@ -125,7 +152,7 @@ def run_one(env: str, algo: str, seed: int) -> list[dict[str, Any]]:
         OnPolicyTrainer(cfg).run(progress=False)
     wall = time.perf_counter() - t0
     curve = read_curve(cfg.run_dir, wall)
-    print(f"{env} {algo} seed {seed}: {wall:.0f} s, eval success {[round(p['success'], 2) for p in curve]}", flush=True)
+    print(f"{env} {algo} {encoder or ''} seed {seed}: {wall:.0f} s, eval success {[round(p['success'], 2) for p in curve]}", flush=True)
     return curve
 
 
@@ -139,10 +166,12 @@ def read_curve(run_dir: str | Path, wall: float) -> list[dict[str, Any]]:
     out, last = [], 0
     for e in evals:
         since = [r["success"] for r in train if last < r["iteration"] <= e["iteration"]]
+        spread = [r["actor/adv_std"] for r in train if last < r["iteration"] <= e["iteration"] and "actor/adv_std" in r]
         out.append({
             "episodes": e["episodes_seen"], "success": e["success"], "return": e["return"], "wall": wall,
             "train_s": train_seconds(train, e["iteration"]),
             "train_success": sum(since) / len(since) if since else None,
+            "adv_std": sum(spread) / len(spread) if spread else None,  # archer: std of A over the actor's samples
         })
         last = e["iteration"]
     return out
@@ -163,14 +192,17 @@ def thresholds(env: str) -> list[float]:
     return list(t) if isinstance(t, (list, tuple)) else [t]
 
 
-def plot(env: str, curves: dict[str, dict[int, list[dict[str, Any]]]]) -> Path:
+def plot(env: str, curves: dict[str, dict[int, list[dict[str, Any]]]], stem: str = "archer") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    colors = {"archer": "tab:red", "flow_grpo": "tab:blue", "grpo": "tab:green"}
+    colors = {
+        "archer": "tab:red", "flow_grpo": "tab:blue", "grpo": "tab:green",
+        "archer-tiny": "tab:red", "archer-minilm-frozen": "tab:purple", "archer-minilm-ft": "tab:orange",
+    }
     styles = {"flow_grpo": "--"}  # dashed: with an outcome-only reward it can coincide with grpo
     for ax, x, xlabel in zip(axes, ("episodes", "train_s"), ("training episodes", "training seconds (1 thread, shared machine)"), strict=True):
         for algo, by_seed in curves.items():
@@ -188,7 +220,7 @@ def plot(env: str, curves: dict[str, dict[int, list[dict[str, Any]]]]) -> Path:
     axes[0].legend()
     fig.suptitle(f"{env} (tiny model): per episode (left) and per training second (right)")
     fig.tight_layout()
-    path = OUT / f"archer_{env}.png"
+    path = OUT / f"{stem}_{env}.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -240,6 +272,87 @@ def report(results: dict[str, dict[str, dict[int, list[dict[str, Any]]]]]) -> st
     return "\n".join(lines)
 
 
+def critic_probe(
+    env: str, seed: int, *, encoder: str, iterations: int | None, batch: int | None, states: int = 32
+) -> dict[str, float]:
+    """Does the trained critic prefer the guesses the hints allow? For the first ``states`` distinct states of the
+    run's episodes that hold a hint, min_k Q_k(s, [g]) for every guess g; the gap is the mean Q of the guesses
+    inside the bounds the hints imply minus that of the others (a critic that reads the hints: > 0). Returns
+    the mean gap and the fraction of states where it is positive. Loads the run's final checkpoint."""
+    import re
+
+    import torch
+
+    from turngym.benchmarks.store import read_episodes
+    from turngym.trainers.archer.buffer import episode_transitions
+    from turngym.trainers.archer.trainer import ArcherTrainer
+
+    cfg = train_config(env, "archer", seed, encoder=encoder, iterations=iterations, batch=batch)
+    trainer = ArcherTrainer(cfg)
+    trainer.run(resume=True, progress=False)  # every iteration done: loads the final checkpoint and stops
+    kw = SETUPS[env]["env"]["kwargs"]
+    guesses = list(range(kw["low"], kw["high"] + 1))
+    bounds: dict[str, tuple[int, int]] = {}
+    for episode in read_episodes(Path(cfg.run_dir) / "episodes.jsonl"):
+        for t in episode_transitions(episode):
+            text = t.state_text
+            above = [int(x) for x in re.findall(r"higher than (\d+)", text)]
+            below = [int(x) for x in re.findall(r"lower than (\d+)", text)]
+            if above or below:
+                bounds.setdefault(text, (max(above, default=kw["low"] - 1), min(below, default=kw["high"] + 1)))
+    gaps = []
+    trainer.critic.eval()
+    with torch.no_grad():
+        for text, (lo, hi) in list(bounds.items())[:states]:
+            inside = torch.tensor([lo < g < hi for g in guesses])
+            if inside.all() or not inside.any():
+                continue
+            q = trainer.critic([text] * len(guesses), [f"[{g}]" for g in guesses]).q
+            assert q is not None
+            q = q.min(dim=0).values
+            gaps.append(float(q[inside].mean() - q[~inside].mean()))
+    return {
+        "probe_states": len(gaps), "probe_gap": sum(gaps) / max(len(gaps), 1),
+        "probe_agree": sum(g > 0 for g in gaps) / max(len(gaps), 1),
+    }
+
+
+def encoder_report(env: str, by_label: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
+    """The ``--encoders`` table: per run, the success at the budget, the episodes to each threshold, the
+    critic's advantage spread, wall time and seed."""
+    s, ar = SETUPS[env], SETUPS[env]["archer"]
+    ts = thresholds(env)
+    lines = [
+        f"# ArCHer critic encoders on {env} (tiny policy, CPU)",
+        "",
+        (f"Command: see the docstring of perf/archer_sample_efficiency.py (`--encoders`). {s['episodes_per_iteration']} "
+        f"training episodes per iteration, lr {s['lr']} (actor; critic: ENCODERS), {ar['warmup_iterations']} critic-only "
+        f"warm-up iterations, {ar['critic_steps']} critic and {ar['actor_steps']} actor steps per iteration on "
+        f"the batch of transitions given per run; greedy eval every {s['eval_every']} iterations on {s['eval_seeds']} held-out "
+        f"seeds. adv std: the std of A = min Q - min V over the actor's sampled a~, averaged over the run's "
+        f"actor iterations (how much the critic tells guesses apart). Plot: `archer_encoders_{env}.png`."),
+        "",
+        "| encoder | seed | budget (episodes) | batch | first eval | best eval | success at budget | "
+        + " | ".join(f"episodes to {t}" for t in ts)
+        + " | adv std (first, last eval window) | Q gap, hint-consistent guesses (states > 0) | train s | wall s |",
+        "|---|---|---|---|---|---|---|" + "---|" * (len(ts) + 4),
+    ]
+    for label, by_seed in by_label.items():
+        for seed, curve in sorted(by_seed.items()):
+            hits = [first_reach(curve, t) for t in ts]
+            succ = [p["success"] for p in curve]
+            spread = [p["adv_std"] for p in curve if p.get("adv_std") is not None]
+            adv = f"{spread[0]:.3f}, {spread[-1]:.3f}" if spread else "-"
+            end = curve[-1]
+            probe = f"{end['probe_gap']:+.4f} ({end['probe_agree']:.0%} of {end['probe_states']})" if "probe_gap" in end else "-"
+            lines.append(
+                f"| {label} | {seed} | {int(curve[-1]['episodes'])} | {curve[-1].get('batch', ar['batch_size'])} | {succ[0]:.2f} | {max(succ):.2f} | {succ[-1]:.2f} | "
+                + " | ".join(str(int(h["episodes"])) if h else "-" for h in hits)
+                + f" | {adv} | {probe} | {curve[-1]['train_s']:.0f} | {curve[-1]['wall']:.0f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def save_run(raw: Path, algo: str, seed: int, curve: list[dict[str, Any]]) -> None:
     """Merge one run into the env's raw file (locked: several processes may run seeds side by side)."""
     import fcntl
@@ -257,6 +370,16 @@ def main() -> None:
     ap.add_argument("--envs", nargs="+", default=list(SETUPS), choices=list(SETUPS))
     ap.add_argument("--algos", nargs="+", default=list(ALGOS), choices=list(ALGOS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument(
+        "--encoders", nargs="+", choices=list(ENCODERS),
+        help="archer only, once per critic encoder (ENCODERS); results in archer_encoders*",
+    )
+    ap.add_argument("--iterations", type=int, help="cut every run's budget to this many iterations")
+    ap.add_argument("--batch", type=int, help="archer: transitions per critic/actor step instead of the setup's")
+    ap.add_argument(
+        "--probe", action="store_true",
+        help="--encoders: after the runs (or with --report-only), probe each run's final critic (critic_probe)",
+    )
     ap.add_argument("--report-only", action="store_true", help="only rebuild the table and plots from the raw results")
     ap.add_argument("--reread", action="store_true", help="with --report-only: re-read the curves from the run dirs")
     args = ap.parse_args()
@@ -264,6 +387,29 @@ def main() -> None:
 
     torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.encoders:
+        for env in args.envs:
+            raw = OUT / f"archer_encoders_raw_{env}.json"
+            for encoder in [] if args.report_only else args.encoders:
+                for seed in args.seeds:
+                    curve = run_one(env, "archer", seed, encoder=encoder, iterations=args.iterations, batch=args.batch)
+                    curve[-1]["batch"] = args.batch or SETUPS[env]["archer"]["batch_size"]
+                    save_run(raw, f"archer-{encoder}", seed, curve)
+            if args.probe and raw.exists():
+                by_label = json.loads(raw.read_text())
+                for label, by_seed in by_label.items():
+                    for seed, curve in by_seed.items():
+                        encoder = label.removeprefix("archer-")
+                        found = critic_probe(env, int(seed), encoder=encoder, iterations=args.iterations, batch=curve[-1].get("batch"))
+                        curve[-1].update(found)
+                        print(f"{label} seed {seed}: critic probe {found}", flush=True)
+                raw.write_text(json.dumps(by_label, indent=1))
+            if raw.exists():
+                by_label = json.loads(raw.read_text())
+                plot(env, by_label, stem="archer_encoders")
+                (OUT / f"archer_encoders_{env}.md").write_text(encoder_report(env, by_label))
+                print(encoder_report(env, by_label))
+        return
     for env in [] if args.report_only else args.envs:
         raw = OUT / f"archer_raw_{env}.json"  # one file per env, merged under a lock after every run
         for algo in args.algos:
