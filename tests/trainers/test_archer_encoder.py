@@ -103,7 +103,7 @@ def test_finetuned_critic_step_changes_the_encoder(minilm):
     _critic_step(critic, target, opt, [1.0, 0.0])
     changed = [k for k, v in critic.encoder.named_parameters() if not torch.equal(v, before[k])]
     assert len(changed) > len(before) // 2
-    assert all(torch.equal(v, before[k]) for k, v in target.encoder.named_parameters()) is False  # Polyak moved it
+    assert any(not torch.equal(v, before[k]) for k, v in target.encoder.named_parameters())  # Polyak moved its copy
 
 
 def test_finetuned_critic_separates_the_hints_values_where_the_frozen_one_does_not(minilm):
@@ -152,7 +152,7 @@ def _cfg(run_dir: Path, model: Path, **critic: Any) -> TrainConfig:
         sampling={"temperature": 1.0, "max_new_tokens": 6, "constrain": True},
         algorithm={
             "name": "archer", "warmup_iterations": 0, "batch_size": 8, "micro_batch_size": 8,
-            "critic": {"encoder": "minilm", "max_length": 64, "steps_per_iteration": 2, **critic},
+            "critic": {"encoder": "minilm", "max_length": 48, "steps_per_iteration": 1, **critic},
             "actor": {"steps_per_iteration": 1, "max_new_tokens": 6},
         },
         iterations=1, eval={"every": 0}, rollout={"groups": 2, "group_size": 1},

@@ -5,11 +5,11 @@
 The encoder phi is pluggable:
 
 - ``encoder="separate"``: a small model of its own, ``TextEncoder.from_pretrained(dir)`` (any transformers
-  ``AutoModel`` in a local directory, mean-pooled or last-token hidden state). It is trained with the heads,
-  as in the reference code (RoBERTa fine-tuned by the critic optimiser).
+  ``AutoModel`` in a local directory, mean-pooled or last-token hidden state). By default it is trained with
+  the heads (``finetune_encoder=True``), as in the reference code (RoBERTa fine-tuned by the critic optimiser).
 - ``encoder="minilm"``: the same with the pretrained all-MiniLM-L6-v2 (``encoder.minilm_encoder``), reading the
   texts through its own tokenizer, mean-pooled.
-- ``FrozenEncoder(text_encoder)`` (``finetune_encoder=False``): any of these held fixed: no gradient, eval mode,
+- ``FrozenEncoder(text_encoder)`` (``finetune_encoder=False``): either of these held fixed: no gradient, eval mode,
   one copy shared by the critic and its target, embeddings cached per text; only the heads train.
 - ``encoder="policy"``: ``DoubleCritic(encoder=None, feature_dim=H)``; the caller passes the policy's own
   pooled hidden states of s and a as ``[B, H]`` tensors (``pool_hidden`` pools them), only the heads are
