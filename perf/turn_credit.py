@@ -219,8 +219,8 @@ def report() -> None:
         n = max(1, min(len(r.get("train", [])) for r in mine) // 6)
         lines += [
             "",
-            f"Training side (sampled at temperature 1, turn rewards included), mean of the first and the last {n} "
-            "iterations, per seed:",
+            (f"Training side (sampled at temperature 1, turn rewards included), mean of the first and the last {n} "
+             "iterations, per seed:"),
             "",
             "| algorithm | return first -> last | success first -> last | turns first -> last |",
             "|---|---|---|---|",
@@ -230,7 +230,7 @@ def report() -> None:
             if not rs:
                 continue
 
-            def trend(key: str, rs: list = rs) -> str:
+            def trend(key: str, rs: list = rs, n: int = n) -> str:
                 return "; ".join(
                     f"{np.mean([x[key] for x in r['train'][:n]]):.2f} -> {np.mean([x[key] for x in r['train'][-n:]]):.2f}"
                     for r in rs
