@@ -39,7 +39,7 @@ def test_a_branch_shares_its_parents_prefix_tokens_and_samples_only_its_own(gn_a
         [parent] = await run_episodes(roots("turngym/GuessNumber-v0", [5], env_kwargs=GN, max_turns=6), gn_agent)
         assert parent.error is None and len(parent.turns) >= 3, parent.error
         before = gn_agent.backend.stats["generated"]
-        branches = await run_episodes(branch_tasks(parent, 2, 3, max_turns=6), gn_agent)
+        branches = await run_episodes(branch_tasks(parent, 2, 3), gn_agent)
         return parent, branches, gn_agent.backend.stats["generated"] - before
 
     parent, branches, generated = asyncio.run(play())
@@ -73,11 +73,12 @@ def test_a_branch_continues_the_restored_env_and_diverges(tmp_path):
     env_id, kw = "turngym/Maze-v0", {"max_turns": 12}
     [parent] = asyncio.run(run_episodes(roots(env_id, [3], **kw), RandomAgent(seed=0)))
     assert len(parent.turns) == 12
-    branches = asyncio.run(run_episodes(branch_tasks(parent, 5, 4, max_turns=12), RandomAgent(seed=0)))
+    branches = asyncio.run(run_episodes(branch_tasks(parent, 5, 4), RandomAgent(seed=0)))
     for b in branches:
         assert b.error is None
         assert [t.model_dump() for t in b.turns[:5]] == [t.model_dump() for t in parent.turns[:5]]
-        assert len(b.turns) == 12  # the turn limit's count was restored with the env: 7 more moves, not 12
+        # the parent's turn limit (12, not Maze's registered 50) and its count, restored: 7 more moves, not 12
+        assert len(b.turns) == 12 and b.truncated
     # a random continuation diverges from the parent's (4 branches, 7 moves each)
     assert any([t.action for t in b.turns[5:]] != [t.action for t in parent.turns[5:]] for b in branches)
     # the tree is stored: parent and branch turn survive the episode store and the turn table
@@ -100,6 +101,6 @@ def test_branching_errors_name_the_cause():
     with pytest.raises(ValueError, match=r"at turn 4: it has branch points for turns 0..3"):
         branch_tasks(parent, 4, 2)
     # an agent that keeps no branchable state: the branch episode records the reason, the run goes on
-    [branch] = asyncio.run(run_episodes(branch_tasks(parent, 1, 1, max_turns=4), ScriptedAgent()))
+    [branch] = asyncio.run(run_episodes(branch_tasks(parent, 1, 1), ScriptedAgent()))
     assert branch.error.startswith("NotImplementedError: the scripted agent cannot continue an episode")
     assert "(in agent start)" in branch.error

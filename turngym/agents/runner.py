@@ -78,15 +78,15 @@ class BranchPoint:
     observation: Observation
 
 
-def branch_tasks(parent: Episode, turn: int, k: int, *, max_turns: int | None = None) -> list[EpisodeTask]:
+def branch_tasks(parent: Episode, turn: int, k: int) -> list[EpisodeTask]:
     """``k`` continuations of ``parent`` (played with ``branch_points=True``) from its turn ``turn``: ids
-    ``<parent id>/b<turn>.<j>``, the parent's group, env and seed (a branch counts as one episode)."""
+    ``<parent id>/b<turn>.<j>``, the parent's group, env, seed and turn limit (a branch counts as one episode)."""
     recorded = parent._branch_points
     if recorded is None:
         raise ValueError(
             f"episode {parent.episode_id!r} recorded no branch points: play it with EpisodeTask(branch_points=True)"
         )
-    points, _ = recorded
+    points, _, max_turns = recorded
     if not 0 <= turn < len(points):
         raise ValueError(
             f"cannot branch episode {parent.episode_id!r} at turn {turn}: it has branch points for turns "
@@ -291,7 +291,7 @@ class _Worker:
             ep.info = {k: v for k, v in info.items() if k not in ("task_id", "instance_hash")}
         else:  # a branch: the parent's state before turn t, restored; its first t turns copied
             state.phase = "env restore"
-            points, parent_policy = parent._branch_points
+            points, parent_policy, _ = parent._branch_points
             t = int(task.branch_turn or 0)
             env.restore(points[t].snapshot)
             obs = points[t].observation
@@ -310,7 +310,7 @@ class _Worker:
         turns = state.turns
         points_out: list[BranchPoint] | None = [] if task.branch_points else None
         if points_out is not None:
-            ep._branch_points = (points_out, policy)
+            ep._branch_points = (points_out, policy, task.max_turns)
         watchdog = self.watchdog
         done = False
         while not done:

@@ -70,9 +70,9 @@ async def collect_tree(
     followed by its branches."""
     roots = await collect([t.model_copy(update={"branch_points": True}) for t in tasks], agent, cfg, run_id=run_id)
     more: list[EpisodeTask] = []
-    for task, root in zip(tasks, roots, strict=True):
+    for root in roots:
         if root.error is None and root.turns:
-            more += branch_tasks(root, int(rng.integers(len(root.turns))), branches - 1, max_turns=task.max_turns)
+            more += branch_tasks(root, int(rng.integers(len(root.turns))), branches - 1)
     grown = await collect(more, agent, cfg, run_id=run_id) if more else []
     children: dict[str, list[Episode]] = {}
     for ep in grown:
