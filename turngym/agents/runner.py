@@ -71,9 +71,9 @@ class EpisodeTask(BaseModel):
 
 @dataclass(frozen=True)
 class BranchPoint:
-    """An episode just before turn ``turn``'s action: the env's snapshot and the observation answered."""
+    """An episode just before one turn's action (the turn is its index in the episode's list of branch points):
+    the env's snapshot and the observation answered."""
 
-    turn: int
     snapshot: bytes
     observation: Observation
 
@@ -318,7 +318,7 @@ class _Worker:
                 watchdog.start_turn()
             if points_out is not None:
                 state.phase = "env snapshot"
-                points_out.append(BranchPoint(turn=len(turns), snapshot=env.snapshot(), observation=obs))
+                points_out.append(BranchPoint(snapshot=env.snapshot(), observation=obs))
             state.phase = "agent act"
             t0 = perf()
             action = await policy.act(obs)

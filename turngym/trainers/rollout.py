@@ -25,8 +25,16 @@ if TYPE_CHECKING:
     from turngym.benchmarks.store import EpisodeStore
     from turngym.benchmarks.summary import Summary
 
-__all__ = ["EvalResult", "collect", "collect_iteration", "collect_tree", "evaluate", "make_rollout_agent", "require_snapshots",
-           "summarize"]
+__all__ = [
+    "EvalResult",
+    "collect",
+    "collect_iteration",
+    "collect_tree",
+    "evaluate",
+    "make_rollout_agent",
+    "require_snapshots",
+    "summarize",
+]
 
 
 def make_rollout_agent(cfg: TrainConfig, backend: Backend, *, seed: int, temperature: float | None = None) -> LLMAgent:
@@ -82,6 +90,7 @@ async def collect_tree(
         root._branch_points = None  # the snapshots and the policy: no longer needed
         out += [root, *children.get(root.episode_id, [])]
     return out
+
 
 def require_snapshots(cfg: TrainConfig) -> None:
     """Raise ConfigError where a tree rollout (``cfg.branches`` > 1) meets an env that cannot snapshot."""
