@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 import turngym
+from turngym.core.checker import check_registered_env
 from turngym.envs.web.webshop.catalogue import Purchase, make_catalogue, make_task, search, webshop_reward
+from turngym.envs.web.webshop.env import ORIGIN
 from turngym.envs.web.webshop.expert import expert
 
 
@@ -73,7 +75,7 @@ async def test_wrong_option_scores_partial_credit_and_other_origins_are_blocked(
         shop = env.unwrapped
         task = shop.state.task
         target = shop.state.product(task.target)
-        origin = shop.server.origin
+        origin = ORIGIN  # the shown origin, the same in every process
         # straight to the product page, then add it without choosing options
         await env.astep(f'goto("{origin}/item/{target.id}")')
         add = next(e for e in shop.session.last.elements.values() if e.name == "Add to cart")
@@ -88,5 +90,24 @@ async def test_wrong_option_scores_partial_credit_and_other_origins_are_blocked(
         assert "not allowed" in info["action_error"]
         fetched = await shop.session.evaluate("() => fetch('http://127.0.0.1:9/').then(() => 'ok', () => 'blocked')")
         assert fetched == "blocked"
+        # the serving origin itself is not the page's: only the shown one reaches the shop
+        direct = f"() => fetch('{shop.server.origin}/').then(() => 'ok', () => 'blocked')"
+        assert await shop.session.evaluate(direct) == "blocked"
+        assert await shop.session.evaluate(f"() => fetch('{ORIGIN}/cart').then(r => r.status)") == 200
     finally:
         await env.aclose()
+
+
+@pytest.mark.browser
+@pytest.mark.usefixtures("browser_required")
+def test_observations_carry_no_port_and_pass_every_check():
+    """The shop runs on a free port per env, but the page sees one origin: two envs with one seed show the same
+    observations (the checker's determinism check compares them), and no observation names the port."""
+    env = turngym.make("turngym/WebShopLite-v0", pool_size=1)
+    try:
+        obs, _ = env.reset(seed=3)
+        text = obs.messages[-1].content[0].text
+        assert f"URL: {ORIGIN}/" in text and str(env.unwrapped.server.port) not in text
+    finally:
+        env.close()
+    assert check_registered_env("turngym/WebShopLite-v0") == []

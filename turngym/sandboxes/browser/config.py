@@ -37,6 +37,13 @@ class ContextOptions(BaseModel):
     goto_prefixes: tuple[str, ...] = ()
     #: http(s) origins the page may reach (``http://127.0.0.1:8123``); None: any loopback origin
     allowed_origins: tuple[str, ...] | None = None
+    #: (shown origin, serving origin) pairs: the page loads ``http://webshop.lite/cart`` from
+    #: ``http://127.0.0.1:PORT/cart`` but sees, links and reports the shown one, so a site an env serves on a free
+    #: local port looks the same in every process (no port in observations; one seed, one page everywhere). A
+    #: shown origin is always allowed, and the agent may ``goto`` it. The browser follows an HTTP redirect
+    #: itself without routing it, so such a site must not answer with HTTP redirects (WebShopLite renders the
+    #: target page and sets its URL with ``history.replaceState``).
+    aliases: tuple[tuple[str, str], ...] = ()
     #: record a Playwright trace per session into this directory (slow; for debugging)
     trace_dir: str | None = None
 

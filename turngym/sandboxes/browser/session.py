@@ -104,7 +104,10 @@ class BrowserSession:
     # events -------------------------------------------------------------------------------
     async def _route(self, route: Any) -> None:
         url = route.request.url
-        if url_allowed(url, self.options.allowed_origins):
+        served = aliased(url, self.options.aliases)
+        if served is not None:
+            await route.continue_(url=served)
+        elif url_allowed(url, self.options.allowed_origins):
             await route.continue_()
         else:
             self._blocked.append(url)
@@ -304,6 +307,8 @@ class BrowserSession:
         parts = urlsplit(url)
         if parts.scheme in ("http", "https") and url_allowed(url, self.options.allowed_origins):
             return True
+        if aliased(url, self.options.aliases) is not None:
+            return True
         return any(url.startswith(p) for p in self.options.goto_prefixes)
 
     async def close(self) -> None:
@@ -317,6 +322,15 @@ class BrowserSession:
                 await asyncio.wait_for(self.context.tracing.stop(path=str(path)), 10)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.context.close(), 10)
+
+
+def aliased(url: str, aliases: tuple[tuple[str, str], ...]) -> str | None:
+    """The URL that serves ``url`` when its origin is a shown origin of ``aliases`` (ContextOptions), else None."""
+    parts = urlsplit(url)
+    for shown, serving in aliases:
+        if f"{parts.scheme}://{parts.netloc}" == shown:
+            return serving + url[len(shown):]
+    return None
 
 
 def url_allowed(url: str, origins: tuple[str, ...] | None = None) -> bool:

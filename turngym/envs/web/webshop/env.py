@@ -1,7 +1,9 @@
 """``turngym/WebShopLite-v0``: buy what the instruction asks for in a local web shop.
 
-The env serves the shop on 127.0.0.1 (a free port) and stops it on ``close``; the browser may reach
-only that origin. ``reset(seed)`` generates the catalogue and the instruction from the seed. The
+The env serves the shop on 127.0.0.1 (a free port) and stops it on ``close``; the page sees it as
+``http://webshop.lite`` (``ORIGIN``: the browser loads it from the local port, so no port reaches an
+observation and two envs with one seed show the same pages) and may reach nothing else. ``reset(seed)``
+generates the catalogue and the instruction from the seed. The
 episode ends at checkout; the reward is WebShop's attribute-match score of the bought product (the
 best one, divided by the number of products bought, so buying everything does not pay).
 """
@@ -16,6 +18,9 @@ from turngym.envs.web.base import BrowserEnv, EpisodeState
 from turngym.envs.web.webshop.catalogue import make_catalogue, make_task, webshop_reward
 from turngym.envs.web.webshop.server import ShopServer, ShopState
 from turngym.sandboxes.browser import BrowserSession, ContextOptions
+
+#: the shop's origin as the page and the agent see it, in every process (the server's port is not)
+ORIGIN = "http://webshop.lite"
 
 
 class WebShopLiteEnv(BrowserEnv):
@@ -39,7 +44,7 @@ class WebShopLiteEnv(BrowserEnv):
         return self.server
 
     def context_options(self) -> ContextOptions:
-        return ContextOptions(viewport=self.viewport, allowed_origins=(self._server().origin,))
+        return ContextOptions(viewport=self.viewport, allowed_origins=(), aliases=((ORIGIN, self._server().origin),))
 
     async def start_episode(self, session: BrowserSession, seed: int) -> str:
         rng = np.random.default_rng(seed)
@@ -47,7 +52,7 @@ class WebShopLiteEnv(BrowserEnv):
         self.state = ShopState(catalogue=catalogue, task=make_task(rng, catalogue))
         server = self._server()
         server.open(self.state)
-        await session.goto(server.origin + "/")
+        await session.goto(ORIGIN + "/")
         return self.state.task.instruction
 
     async def episode_state(self, session: BrowserSession) -> EpisodeState:

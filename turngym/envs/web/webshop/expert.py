@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from turngym.core.types import Observation
+from turngym.envs.web.webshop.env import ORIGIN
 
 
 def expert(env: Any) -> Callable[[Observation], str]:
@@ -31,7 +32,7 @@ def expert(env: Any) -> Callable[[Observation], str]:
             if link is not None:
                 return f"click({link})"
             more = find("link", "Next page")
-            return f"click({more})" if more else f"goto({env.server.origin + '/'!r})"
+            return f"click({more})" if more else f"goto({ORIGIN + '/'!r})"
         if path == f"/item/{target.id}":
             for opt, value in task.options.items():
                 if opt not in chosen:
@@ -40,7 +41,7 @@ def expert(env: Any) -> Callable[[Observation], str]:
             return f"click({find('button', 'Add to cart')})"
         if path == "/cart":
             return f"click({find('button', 'Checkout')})"
-        return f"goto({env.server.origin + '/'!r})"
+        return f"goto({ORIGIN + '/'!r})"
 
     searched = False
 

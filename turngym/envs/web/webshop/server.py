@@ -40,15 +40,15 @@ def _page(state: ShopState, title: str, body: str) -> str:
     )
 
 
-def render(state: ShopState, path: str, query: dict[str, list[str]]) -> tuple[int, str, str | None]:
-    """(status, html, redirect location) for one GET request."""
+def render(state: ShopState, path: str, query: dict[str, list[str]]) -> tuple[int, str]:
+    """(status, html) for one GET request."""
     q = {k: v[0] for k, v in query.items()}
     if path == "/":
         body = (
             "<form action='/search' role='search'><input name='q' aria-label='Search' placeholder='Search products'>"
             "<button type='submit'>Search</button></form>"
         )
-        return 200, _page(state, "WebShopLite", body), None
+        return 200, _page(state, "WebShopLite", body)
     if path == "/search":
         hits = search(state.catalogue, q.get("q", ""))
         page = max(1, int(q.get("page", "1") or 1))
@@ -62,11 +62,11 @@ def render(state: ShopState, path: str, query: dict[str, list[str]]) -> tuple[in
             else ""
         )
         body = f"<p>{len(hits)} results for {html.escape(q.get('q', ''))!s} (page {page})</p><ul>{items}</ul>{more}"
-        return 200, _page(state, "Search results", body), None
+        return 200, _page(state, "Search results", body)
     if path.startswith("/item/"):
         p = state.product(path.rsplit("/", 1)[1])
         if p is None:
-            return 404, _page(state, "Not found", "<p>No such product.</p>"), None
+            return 404, _page(state, "Not found", "<p>No such product.</p>")
         groups = "".join(
             f"<fieldset><legend>{opt}</legend>"
             + "".join(
@@ -82,18 +82,15 @@ def render(state: ShopState, path: str, query: dict[str, list[str]]) -> tuple[in
             f"<form action='/cart/add'><input type='hidden' name='id' value='{p.id}'>{groups}"
             "<button type='submit'>Add to cart</button></form>"
         )
-        return 200, _page(state, p.title, body), None
-    if path == "/cart/add":
-        p = state.product(q.get("id", ""))
-        if p is not None:
-            chosen = {opt: q[opt] for opt in p.options if opt in q}
-            state.cart.append(Purchase(p, chosen))
-        return 303, "", "/cart"
-    if path == "/cart/remove":
-        i = int(q.get("i", "-1"))
-        if 0 <= i < len(state.cart):
+        return 200, _page(state, p.title, body)
+    if path in ("/cart/add", "/cart/remove"):
+        if path == "/cart/add" and (p := state.product(q.get("id", ""))) is not None:
+            state.cart.append(Purchase(p, {opt: q[opt] for opt in p.options if opt in q}))
+        if path == "/cart/remove" and 0 <= (i := int(q.get("i", "-1"))) < len(state.cart):
             state.cart.pop(i)
-        return 303, "", "/cart"
+        # the cart page, its URL set in place: no HTTP redirect, which the browser would follow to the serving port
+        status, text = render(state, "/cart", {})
+        return status, text.replace("</body>", "<script>history.replaceState(null, '', '/cart')</script></body>")
     if path == "/cart":
         items = "".join(
             f"<li>{html.escape(c.product.title)} ({html.escape(', '.join(f'{k}: {v}' for k, v in c.options.items()) or 'no options')})"
@@ -102,14 +99,14 @@ def render(state: ShopState, path: str, query: dict[str, list[str]]) -> tuple[in
         )
         body = f"<ul>{items}</ul>" if state.cart else "<p>Your cart is empty.</p>"
         body += "<form action='/checkout'><button type='submit'>Checkout</button></form>"
-        return 200, _page(state, "Cart", body), None
+        return 200, _page(state, "Cart", body)
     if path == "/checkout":
         if not state.cart:
-            return 200, _page(state, "Checkout", "<p>Your cart is empty: add a product first.</p>"), None
+            return 200, _page(state, "Checkout", "<p>Your cart is empty: add a product first.</p>")
         state.order = list(state.cart)
         state.cart = []
-        return 200, _page(state, "Order placed", "<p>Thank you! Your order is placed.</p>"), None
-    return 404, _page(state, "Not found", "<p>No such page.</p>"), None
+        return 200, _page(state, "Order placed", "<p>Thank you! Your order is placed.</p>")
+    return 404, _page(state, "Not found", "<p>No such page.</p>")
 
 
 class ShopServer:
@@ -125,13 +122,11 @@ class ShopServer:
                 parts = urlsplit(self.path)
                 with shop._lock:
                     if shop.state is None:
-                        status, text, location = 503, "the shop is not open yet", None
+                        status, text = 503, "the shop is not open yet"
                     else:
-                        status, text, location = render(shop.state, parts.path, parse_qs(parts.query))
+                        status, text = render(shop.state, parts.path, parse_qs(parts.query))
                 data = text.encode()
                 self.send_response(status)
-                if location:
-                    self.send_header("Location", location)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
