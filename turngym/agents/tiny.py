@@ -133,7 +133,7 @@ TASK_VOCABS: dict[str, tuple[str, ...]] = {
         "Invalid", "action", "not", "valid", "choose", "one", "no", "exit", "to", "here", "use", "of", "exits",
         "listed", "things", "in", "first", "cannot", "be", "opened", "or", "already", "objects", "see", "furniture",
         "this", "you", "can", "with", "from", "write", "your", "command", "square", "brackets", "for", "example",
-        "DIRECTION", "X", "there", "(", ")", "|", "'",
+        "DIRECTION", "X", "there", "(", ")", "|", "'", "must", "like",
         *dict.fromkeys(w for name in (*ROOMS, *CONTAINERS, *SURFACES, *OBJECTS) for w in name.split()),
     ),
 }

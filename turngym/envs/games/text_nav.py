@@ -59,6 +59,13 @@ _TAKE = re.compile(r"(?:take|get|pick up) (.+?)(?: (?:from|off|out of) .+)?")
 _OPEN = re.compile(r"(open|close) (.+)")
 _PUT = re.compile(r"(?:put|place|insert) (.+?) (in|into|inside|on|onto) (.+)")
 _THE = re.compile(r"\bthe\s+")
+_NAME = r"(the )?[a-z]{1,12}"
+#: the command grammar, bounded: a constrained sampler must reach "]" (an open pattern such as [A-Za-z ]+ let a
+#: tiny model run on to its token budget in every reply); every form _do accepts, "the" optional
+COMMAND = (
+    rf"look|go (north|south|east|west)|(take|get|pick up) {_NAME}( (from|off|out of) {_NAME})?"
+    rf"|(open|close) {_NAME}|(put|place|insert) {_NAME} (in|into|inside|on|onto) {_NAME}"
+)
 _SPACES = re.compile(r"\s+")
 
 
@@ -88,7 +95,7 @@ class TextNavEnv(TurnEnv):
             )
         self.n_rooms, self.n_objects, self.show_commands, self.reward = n_rooms, n_objects, show_commands, reward
         self.reached: list[str] = []  # subgoals: the sub-goals reached this episode, in order
-        self.action_format = BracketedMove(move_pattern=r"[A-Za-z ]+", example="[go north]", what="command")
+        self.action_format = BracketedMove(move_pattern=COMMAND, example="[go north]", what="command")
         self.rooms: list[str] = []
         self.doors: list[dict[str, int]] = []
         self.furniture: dict[str, tuple[int, str]] = {}  # name -> (room, "container" | "surface")
