@@ -37,11 +37,13 @@ from turngym.envs.games.text_nav import CONTAINERS, OBJECTS, ROOMS, SURFACES
 
 __all__ = ["SIZES", "TASK_VOCABS", "TEMPLATES", "build_tiny_model"]
 
-#: name -> (hidden, layers, heads, kv heads, intermediate); head_dim 32 everywhere (vLLM CPU kernels)
+#: name -> (hidden, layers, heads, kv heads, intermediate); head_dim 32 in the CPU sizes (vLLM CPU kernels);
+#: 0.5b: a Qwen2-0.5B-like shape for the GPU check (perf/gpu_check.py; ~0.44B parameters with the 32k tokenizer)
 SIZES: dict[str, tuple[int, int, int, int, int]] = {
     "nano": (32, 1, 1, 1, 64),
     "tiny": (64, 2, 2, 1, 128),
     "small": (128, 4, 4, 2, 384),
+    "0.5b": (1024, 28, 16, 4, 3584),
 }
 
 CHAT_TOKENS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")

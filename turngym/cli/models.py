@@ -14,7 +14,7 @@ app = typer.Typer(help="Build small local models (no model hub needed).", no_arg
 @app.command("tiny")
 def tiny(
     out: Path = typer.Option(..., "--out", help="directory to write the model to (Hugging Face format)"),
-    size: str = typer.Option("tiny", "--size", help="nano | tiny | small"),
+    size: str = typer.Option("tiny", "--size", help="nano | tiny | small | 0.5b (a GPU-sized shape)"),
     tokenizer: str = typer.Option(
         "mistral", "--tokenizer", help="mistral (32k SentencePiece from mistral-common) | task:guess_number | task:lookup | task:maze | task:text_nav"
     ),
