@@ -3,6 +3,7 @@ empty lines and /commands answered locally, the seed printed so a game can be re
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -63,3 +64,23 @@ def test_restart_plays_the_same_task_again():
     r = play("--seed", "3", stdin="[50]\n/restart\n[50]\n")
     assert r.stdout.count("instance ") == 2 and "restarting with seed 3" in r.stdout
     assert r.stdout.count("turn 1 ") == 2
+
+
+def test_a_partner_given_as_an_agent_spec_is_built_by_the_cli():
+    """``--env-args`` with an hf spec as Car Dealer's customer: the CLI builds the tiny model partner (envs never
+    build models); the customer's lines are headed with its name."""
+    from tests.agents.conftest import tiny_model
+
+    spec = {"spec": f"hf:{tiny_model('tiny')}", "temperature": 0, "max_new_tokens": 4}
+    r = subprocess.run(
+        [str(TURNGYM), "play", "turngym/CarDealer-v0", "--seed", "0", "--env-args", json.dumps({"partner": spec})],
+        input="Hello!\nThe SUV for $30,000.\n", capture_output=True, text=True, timeout=300, cwd=REPO,
+        env={**os.environ, "COLUMNS": "200"}, check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("user (hf-tiny): ") == 2 and "turn 2  reward 0" in r.stdout
+    bad = subprocess.run(
+        [str(TURNGYM), "play", "turngym/CarDealer-v0", "--env-args", '{"partner": "random"}'],
+        input="", capture_output=True, text=True, timeout=60, cwd=REPO, check=False,
+    )
+    assert bad.returncode == 2 and "cannot play a dialogue partner" in bad.stdout + bad.stderr

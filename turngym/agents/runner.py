@@ -15,6 +15,13 @@ Timeouts interrupt what awaits: async envs and agents, and sync envs that declar
 Episodes come back in the order of ``tasks``; ``on_episode`` is called as each one finishes (the
 eval layer appends it to the episode store there).
 
+Dialogue partners (``turngym.core.partner``): an env kwarg ``partner=``/``oracle=`` that holds an agent spec
+(``"hf:PATH"``, ``{"spec": "hf:PATH", "temperature": 0}``) is built into a partner here, once per spec, before
+the first episode (``turngym.agents.partner.PartnerPool``), and closed at the end of the call; a caller that
+calls again and again (a training loop) passes ``partners=PartnerPool()`` of its own, which it closes, so each
+partner is built once. The episodes record the spec as given (``Episode.env_kwargs``) and the partner's name
+on its messages.
+
 A group (``group_id``) is G tasks with the same env, kwargs and seed: G episodes of one task
 instance, which ``Episode.instance_hash`` proves.
 
@@ -43,6 +50,7 @@ import gymnasium
 from pydantic import BaseModel, ConfigDict, Field
 
 from turngym.agents.base import Agent
+from turngym.agents.partner import PartnerPool
 from turngym.core.registry import make
 from turngym.core.types import Episode, Message, Observation, Turn, _trusted
 from turngym.core.wrappers import aclose as _aclose
@@ -138,6 +146,7 @@ async def run_episodes(
     episode_timeout: float | None = None,
     run_id: str = "",
     on_episode: Callable[[Episode], None] | None = None,
+    partners: PartnerPool | None = None,
 ) -> list[Episode]:
     """Play every task with ``agent``; the episodes in the order of ``tasks``. See the module docstring."""
     if concurrency < 1:
@@ -147,8 +156,19 @@ async def run_episodes(
             raise ValueError(f"{name} must be > 0 seconds or None, got {value}")
     results: list[Episode | None] = [None] * len(tasks)
     queue = iter(range(len(tasks)))  # shared by the workers; the event loop is single-threaded
+    own_partners = partners is None
+    partners = PartnerPool() if partners is None else partners
+    try:
+        for task in tasks:  # a partner spec that does not build stops the run before any episode
+            partners.resolve(task.env_kwargs)
+    except BaseException:
+        if own_partners:
+            await partners.aclose()
+        raise
     workers = [
-        _Worker(agent=agent, turn_timeout=turn_timeout, episode_timeout=episode_timeout, run_id=run_id)
+        _Worker(
+            agent=agent, turn_timeout=turn_timeout, episode_timeout=episode_timeout, run_id=run_id, partners=partners
+        )
         for _ in range(min(concurrency, len(tasks)))
     ]
 
@@ -172,6 +192,9 @@ async def run_episodes(
             job.cancel()
         await asyncio.gather(*jobs, return_exceptions=True)  # lets every worker close its envs
         raise
+    finally:
+        if own_partners:
+            await partners.aclose()
     return results  # type: ignore[return-value]  # every slot is filled once gather returns
 
 
@@ -184,8 +207,12 @@ def _env_key(task: EpisodeTask) -> str:
 class _Worker:
     """One slot of concurrency: plays episodes one after another, keeping its envs warm."""
 
-    def __init__(self, *, agent: Agent, turn_timeout: float | None, episode_timeout: float | None, run_id: str):
+    def __init__(
+        self, *, agent: Agent, turn_timeout: float | None, episode_timeout: float | None, run_id: str,
+        partners: PartnerPool,
+    ):
         self.agent = agent
+        self.partners = partners
         self.turn_timeout = turn_timeout
         self.episode_timeout = episode_timeout
         self.run_id = run_id
@@ -209,7 +236,7 @@ class _Worker:
         key = _env_key(task)
         env = self.envs.get(key)
         if env is None:
-            kwargs = dict(task.env_kwargs)
+            kwargs = self.partners.resolve(task.env_kwargs)
             if task.max_turns is not None:
                 kwargs["max_turns"] = task.max_turns
             env = self.envs[key] = make(task.env_id, **kwargs)

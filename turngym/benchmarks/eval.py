@@ -136,13 +136,32 @@ def eval_config(
             return f"--{top.replace('_', '-')}"
         return None
 
-    return validate_config(
+    cfg = validate_config(
         EvalConfig,
         apply_overrides(data, overrides),
         source="the eval config",
         fix="Fix the option (see `turngym eval --help`) or the --set KEY=VALUE named.",
         origin=origin,
     )
+    check_partner_specs(cfg.suite)
+    return cfg
+
+
+def check_partner_specs(suite: Suite) -> None:
+    """``check_agent_spec`` on the dialogue partners given as agent specs in the envs' kwargs (``partner=``,
+    ``oracle=``: turngym.core.partner), so a wrong one stops the run before any episode."""
+    from turngym.agents.partner import partner_spec
+    from turngym.core.partner import PARTNER_OPTIONS, is_partner_spec
+
+    for entry in suite.envs:
+        for option in PARTNER_OPTIONS:
+            value = entry.kwargs.get(option)
+            if is_partner_spec(value):
+                try:
+                    spec, _ = partner_spec(value)
+                except ConfigError as e:
+                    raise ConfigError(f"env {entry.name!r}, kwarg {option}: {e}") from None
+                check_agent_spec(spec, where=f"env {entry.name!r}, kwarg {option}:")
 
 
 def _env_args(value: str | Mapping[str, Any]) -> dict[str, Any]:
@@ -505,6 +524,7 @@ __all__ = [
     "EvalConfig",
     "RunPlan",
     "check_agent_spec",
+    "check_partner_specs",
     "default_run_dir",
     "eval_config",
     "execute",

@@ -6,11 +6,16 @@ are commands answered here, never sent to the env (``//x`` sends ``/x``):
     /help      list the commands          /seed     the seed of this game (replay it with --seed)
     /restart   play the same task again   /quit     end (so does end of input, Ctrl-D)
 
-Everything the env says is printed as plain text (no Rich markup: ``[abc]`` stays ``[abc]``).
+Everything the env says is printed as plain text (no Rich markup: ``[abc]`` stays ``[abc]``); a message
+of a dialogue partner (Car Dealer's customer, an oracle) is headed with the partner's name.
+
+``--env-args JSON`` passes the env's keyword arguments; a partner given there as an agent spec
+(``'{"partner": "hf:PATH"}'``) is built into a model partner here (``turngym.agents.partner``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sys
 from typing import Annotated, Any
@@ -34,14 +39,26 @@ def play(
     seed: Annotated[
         int | None, typer.Option(help="The task instance (same seed, same task). [default: a random one, printed]")
     ] = None,
+    env_args: Annotated[
+        str | None,
+        typer.Option(
+            "--env-args",
+            help="The env's keyword arguments as a JSON object, e.g. '{\"partner\": \"hf:PATH\"}' (a partner given "
+            "as an agent spec is built here).",
+        ),
+    ] = None,
 ) -> None:
     """Play a text env in the terminal: one line per action; /help lists the commands; /quit or Ctrl-D ends."""
     import turngym
+    from turngym.agents.partner import PartnerPool
+    from turngym.benchmarks.eval import _env_args
     from turngym.core.errors import TurngymError
 
+    partners = PartnerPool()
     try:
-        env = turngym.make(env_id)
+        env = turngym.make(env_id, **partners.resolve(_env_args(env_args) if env_args else {}))
     except TurngymError as e:
+        asyncio.run(partners.aclose())
         raise fail_on(e) from None
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
@@ -50,6 +67,7 @@ def play(
             pass
     finally:
         env.close()
+        asyncio.run(partners.aclose())
 
 
 def _episode(env: Any, env_id: str, seed: int) -> bool:
@@ -124,7 +142,8 @@ def _command(command: str, seed: int) -> None:
 def _show(obs: Any) -> None:
     for m in obs.messages:
         images = f" [{len(m.images)} image(s) not shown]" if m.images else ""
-        console.print(f"[green]{escape(m.role)}:[/] ", end="")
+        who = f"{m.role} ({m.name})" if m.name else m.role
+        console.print(f"[green]{escape(who)}:[/] ", end="")
         console.print(m.text + images, highlight=False, markup=False, soft_wrap=True)
     if obs.tools:
         tools = ", ".join(t.name for t in obs.tools)

@@ -12,8 +12,9 @@ rounded coordinates. The rule-based oracle answers these question forms (listed 
     Does its name start with LETTER?
 
 Actions, reward and the expert: ``questions.py`` (-1 per turn, 0 for the right guess, at most 20 turns).
-LMRL-Gym's Guess My City answers free-form questions with an LLM oracle; this one is rule-based, so
-it is exact and fast (an LLM oracle can be added as another env).
+LMRL-Gym's Guess My City answers free-form questions with an LLM oracle; the default oracle here is
+rule-based, so it is exact and fast, and ``oracle="hf:PATH"`` (or another model partner, see
+``questions.py``) gives LMRL-Gym's setting: any yes/no question, answered by the model.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def city_bank() -> QuestionBank:
 
 class GuessMyCityEnv(QuestionGameEnv):
     intro = "Let's play Guess My City. I am thinking of a city; find it in at most 20 turns."
+    title = "Guess My City"
 
     @property
     def bank(self) -> QuestionBank:  # type: ignore[override]

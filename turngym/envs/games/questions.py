@@ -12,8 +12,16 @@ the turn with the right guess, which ends the episode with ``info["success"] = T
 limit (20) is the registry's ``TurnLimit``. An unknown question or item is an invalid action
 (penalty -1, like any other turn).
 
+The oracle (option ``oracle=``, a partner: ``turngym.core.partner``): by default the rule-based one
+above (``"rule"``). With a model as the oracle (a ``Partner`` callable, or an agent spec such as
+``"hf:PATH"`` that the runner builds), any yes/no question may be asked: the oracle is told the hidden
+item and the question, and its reply, as it wrote it, is the answer the agent sees. Guesses are always
+judged by the env. Every answer is a message named after the oracle (``rule-oracle``, ``hf-tiny``...),
+and ``info["partner"]`` names it too.
+
 The expert halves: it keeps the items consistent with every answer so far and asks the question
-that splits them most evenly, then guesses the last one left. It reads only the answers.
+that splits them most evenly, then guesses the last one left. It reads only the answers (a reply
+that starts with "Yes" is a yes).
 """
 
 from __future__ import annotations
@@ -24,9 +32,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from turngym.core.actions import BracketedMove
-from turngym.core.env import TurnEnv
 from turngym.core.errors import ActionError
-from turngym.core.types import Action, Observation
+from turngym.core.partner import PartnerEnv, PartnerTurn
+from turngym.core.types import Action, Message, Observation
 
 _SPACES = re.compile(r"\s+")
 _TRAILING = re.compile(r"[\s?.!]+$")
@@ -59,23 +67,32 @@ class QuestionBank:
         return cls(kind, tuple(items), names, {normalize(q): m for q, m in questions.items()}, menu)
 
 
-class QuestionGameEnv(TurnEnv):
-    """Base of the question games; a subclass sets ``bank`` (a ``QuestionBank``) and ``intro``."""
+class QuestionGameEnv(PartnerEnv):
+    """Base of the question games; a subclass sets ``bank`` (a ``QuestionBank``), ``intro`` and ``title``."""
 
-    #: the whole state is picklable attributes: TurnEnv.snapshot() saves them
+    #: the whole state is picklable attributes: TurnEnv.snapshot() saves them (all but the oracle)
     snapshot_unsupported = None
     invalid_penalty = -1.0
+    partner_option = "oracle"
+    partner_role = "oracle"
     bank: QuestionBank
     intro: str = ""
+    title: str = ""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, oracle: Any = None, **kwargs: Any) -> None:
+        super().__init__(partner=oracle, **kwargs)
         self.action_format = BracketedMove(
             move_pattern=r"(?:ask|guess)\s+\S.*", example="[ask is it alive]", what="question or guess"
         )
+        if self.rule_based:
+            asking = "Ask yes/no questions with [ask QUESTION]"
+            menu = f"\n{self.bank.menu}\n"
+        else:
+            asking = f"Ask any yes/no question with [ask QUESTION] (the oracle is {self.partner_name})"
+            menu = "\n"
         self.description = (
-            f"{self.intro} Ask yes/no questions with [ask QUESTION] and guess with [guess NAME]. "
-            f"Every turn costs 1 point; a right guess ends the game.\n{self.bank.menu}\n"
+            f"{self.intro} {asking} and guess with [guess NAME]. "
+            f"Every turn costs 1 point; a right guess ends the game.{menu}"
             f"The possible {self.bank.kind}s: {', '.join(self.bank.items)}."
         )
         self.secret = 0
@@ -87,18 +104,16 @@ class QuestionGameEnv(TurnEnv):
         self.secret = int(self.np_random.integers(len(self.bank.items)))
         return Observation.text(self._prompt), {}
 
-    def step(self, action: Action):
+    def play_turn(self, action: Action) -> PartnerTurn:
         verb, _, rest = self.action_format.parse(action).partition(" ")
-        key = normalize(rest)
-        bank = self.bank
         if verb.lower() == "ask":
-            mask = bank.questions.get(key)
-            if mask is None:
-                raise ActionError(
-                    f"I cannot answer {rest.strip()!r}: ask one of the questions listed in the first message, "
-                    f"e.g. [ask {self._ex_question}]"
-                )
-            return Observation.text("Yes." if mask >> self.secret & 1 else "No."), -1.0, False, False, {}
+            if self.rule_based:
+                answer = self._rule_answer(rest)
+            else:
+                answer = (yield self._oracle_messages(rest)).strip() or "(no answer)"
+            return self.partner_observation(answer), -1.0, False, False, {"partner": self.partner_name}
+        bank = self.bank
+        key = normalize(rest)
         idx = bank.aliases.get(key)
         if idx is None:
             idx = bank.aliases.get(_ARTICLE.sub("", key))
@@ -111,6 +126,25 @@ class QuestionGameEnv(TurnEnv):
         if idx == self.secret:
             return Observation.text(f"Yes! It is {name}."), 0.0, True, False, {"success": True}
         return Observation.text(f"No, it is not {bank.items[idx]}."), -1.0, False, False, {}
+
+    def _rule_answer(self, question: str) -> str:
+        mask = self.bank.questions.get(normalize(question))
+        if mask is None:
+            raise ActionError(
+                f"I cannot answer {question.strip()!r}: ask one of the questions listed in the first message, "
+                f"e.g. [ask {self._ex_question}]"
+            )
+        return "Yes." if mask >> self.secret & 1 else "No."
+
+    def _oracle_messages(self, question: str) -> list[Message]:
+        """What a model oracle is asked: the game and the hidden item (system), the question (user)."""
+        kind, name = self.bank.kind, self.bank.items[self.secret]
+        system = (
+            f"You are the oracle of a game of {self.title}. The hidden {kind} is: {name}. The player asks yes/no "
+            f"questions about it. Answer each question truthfully, starting with Yes or No, in one short sentence; "
+            f"never name the hidden {kind}."
+        )
+        return [Message(role="system", content=system), Message(role="user", content=question.strip())]
 
     def instance_state(self) -> Any:
         return {"kind": self.bank.kind, "secret": self.bank.items[self.secret]}

@@ -3,7 +3,7 @@
 Turn limits: Wordle allows 6 guesses plus 2 invalid replies; Maze 50 moves (the expert needs at
 most 2 * (25 - 1) = 48 on the default 5x5 maze); TextNav 30 commands; Lookup 2 turns (a search,
 then the answer: MT-GRPO's two-turn task); Twenty Questions and Guess My City 20 turns (ArCHer,
-LMRL-Gym); ChessEndgame 50 White moves (K+R mates in at most 16 with best play); Chess 150 White
+LMRL-Gym); CarDealer 10 turns (the expert sells in 3); ChessEndgame 50 White moves (K+R mates in at most 16 with best play); Chess 150 White
 moves. Reward ranges are per step.
 """
 
@@ -96,4 +96,14 @@ def register_games() -> None:
         reward_range=(-1.0, 0.0),
         tags=("game", "lmrl-gym", "archer", "questions"),
         expert=f"{_GAMES}.guess_my_city:expert",
+    )
+    register(
+        "turngym/CarDealer-v0",
+        f"{_GAMES}.car_dealer:CarDealerEnv",
+        description="Sell a car to a customer with a hidden budget and preferences (a rule-based buyer, or a model "
+        "with partner='hf:PATH'). Reward: the sale price over the budget, 0 without a sale.",
+        max_turns=10,
+        reward_range=(0.0, 1.0),
+        tags=("game", "lmrl-gym", "dialogue", "partner"),
+        expert=f"{_GAMES}.car_dealer:expert",
     )

@@ -3,7 +3,8 @@
 The ontology ships with the package (``data/twenty_questions.json``, made by
 ``scripts/data/make_twenty_questions.py``): 150 common objects, each with a yes/no answer to each of 61
 attribute questions ("Is it alive?", "Can it fly?", ...); no two objects share all answers. The
-oracle is rule-based: it answers from the table. Actions, reward and the expert: ``questions.py``
+default oracle is rule-based: it answers from the table (``oracle=`` puts a model in its place:
+``questions.py``). Actions, reward and the expert: ``questions.py``
 (-1 per turn, 0 for the right guess, at most 20 turns).
 """
 
@@ -37,6 +38,7 @@ def ontology_bank() -> QuestionBank:
 
 class TwentyQuestionsEnv(QuestionGameEnv):
     intro = "Let's play Twenty Questions. I am thinking of an object; find it in at most 20 turns."
+    title = "Twenty Questions"
 
     @property
     def bank(self) -> QuestionBank:  # type: ignore[override]
