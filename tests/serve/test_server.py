@@ -244,3 +244,22 @@ def test_the_random_agent_plays_the_same_episodes_remotely_with_legal_actions(ga
     assert [[t.action for t in e.turns] for e in remote] == [[t.action for t in e.turns] for e in local]
     assert [e.total_return for e in remote] == [e.total_return for e in local]
     assert all(e.error is None for e in remote)
+
+
+def test_a_partner_spec_in_kwargs_is_built_by_the_server(tmp_path):
+    """`turngym serve --kwargs '{"oracle": SPEC}'`: the server builds the model oracle once (envs never import
+    agents), and a client's question is answered by it, named after it, in the step's messages and info."""
+    from tests.agents.conftest import tiny_model
+
+    spec = {"spec": f"hf:{tiny_model('tiny')}", "temperature": 0.0, "max_new_tokens": 4}
+    with served("turngym/TwentyQuestions-v0", "--kwargs", json.dumps({"oracle": spec})) as srv, \
+            httpx.Client(base_url=srv.url, timeout=120) as http:
+        assert http.post("/reset", json={"seed": 0}).status_code == 200
+        data = http.post("/step", json={"action": {"text": "[ask is it alive]"}}).json()
+        assert data["metadata"]["info"]["partner"] == "hf:tiny"
+        assert data["metadata"]["messages"][0].get("name") == "hf-tiny"
+    bad = subprocess.run(
+        [str(TURNGYM), "serve", "turngym/TwentyQuestions-v0", "--kwargs", json.dumps({"oracle": f"hf:{tmp_path}/no"})],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # a spec whose model is not there stops the start, in one paragraph
+    assert bad.returncode != 0 and "--kwargs oracle" in bad.stdout + bad.stderr and "Traceback" not in bad.stderr

@@ -42,7 +42,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import turngym
-from turngym.core.errors import ServeError
+from turngym.core.errors import ConfigError, ServeError
 from turngym.core.registry import env_info
 from turngym.core.wrappers import aclose
 from turngym.serve import episode, mcp, wire
@@ -414,6 +414,23 @@ def _client(conn: Request | WebSocket) -> str:
     return conn.client.host if conn.client is not None else "unix"
 
 
+def check_partners(config: ServeConfig) -> None:
+    """A dialogue partner given as an agent spec in the env kwargs names an LLM agent whose model exists
+    (``ConfigError`` otherwise), checked before the socket is bound; nothing is built here."""
+    from turngym.agents.partner import partner_spec
+    from turngym.benchmarks.eval import check_agent_spec
+    from turngym.core.partner import PARTNER_OPTIONS, is_partner_spec
+
+    for option in PARTNER_OPTIONS:
+        value = config.env_kwargs.get(option)
+        if is_partner_spec(value):
+            try:
+                spec, _ = partner_spec(value)
+            except ConfigError as e:
+                raise ConfigError(f"--kwargs {option}: {e}") from None
+            check_agent_spec(spec, where=f"--kwargs {option}:")
+
+
 def _make(env_id: str, kwargs: dict[str, Any]) -> gymnasium.Env:
     return turngym.make(env_id, **kwargs)
 
@@ -421,11 +438,17 @@ def _make(env_id: str, kwargs: dict[str, Any]) -> gymnasium.Env:
 # -- the app ----------------------------------------------------------------------------------------
 def create_app(config: ServeConfig) -> FastAPI:
     """The ASGI app serving ``config.env_ids``; its sessions close at shutdown."""
+    from turngym.agents.partner import PartnerPool
+
     check_exposure(config)
     for env_id in config.env_ids:
         env_info(env_id)  # a RegistryError names close matches
+    check_partners(config)
+    # a dialogue partner given as an agent spec (--kwargs '{"oracle": "hf:DIR"}') is built by the first session
+    # that needs it and shared by all (envs never import agents); closed at shutdown
+    partners = PartnerPool()
     sessions = Sessions(
-        lambda env_id: _make(env_id, config.env_kwargs),
+        lambda env_id: _make(env_id, partners.resolve(config.env_kwargs)),
         max_sessions=config.max_sessions,
         max_per_client=config.max_sessions_per_client,
         idle_timeout=config.idle_timeout,
@@ -438,6 +461,7 @@ def create_app(config: ServeConfig) -> FastAPI:
             yield
         finally:
             await sessions.stop()
+            await partners.aclose()
 
     def env_app(env_id: str, **kwargs: Any) -> FastAPI:
         # one FastAPI app per env, so each has its own /openapi.json (`openenv validate URL/<env id>` reads it)
