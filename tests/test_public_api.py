@@ -15,6 +15,7 @@ PUBLIC = [
     "EnvUnavailable",
     "Episode",
     "EpisodeOver",
+    "LearnerError",
     "Message",
     "Observation",
     "PageCrashed",

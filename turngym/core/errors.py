@@ -11,6 +11,7 @@
     ├── TemplateError            (ValueError) a chat template that cannot give an append-only token stream
     ├── BackendError             (RuntimeError) a model server answered with an error or breaks the token contract
     ├── StaleWeightsError        (RuntimeError) the rollout engine does not serve the weights just pushed to it
+    ├── LearnerError             (RuntimeError) a process of the data-parallel learner died, hung or diverged
     ├── CheckFailed              (AssertionError) an env failed one of ``turngym envs check``'s checks
     ├── RemoteEnvError           (ConnectionError) a served env that cannot be reached, or lost mid-step
     ├── ServeError               (RuntimeError) a served env's session cannot take a message now (its OpenEnv error code)
@@ -37,6 +38,7 @@ __all__ = [
     "ConfigError",
     "EnvUnavailable",
     "EpisodeOver",
+    "LearnerError",
     "PageCrashed",
     "PageError",
     "PageHung",
@@ -106,6 +108,11 @@ class BackendError(TurngymError, RuntimeError):
 
 class StaleWeightsError(TurngymError, RuntimeError):
     """The rollout engine does not serve the weights the trainer just pushed."""
+
+
+class LearnerError(TurngymError, RuntimeError):
+    """A process of the data-parallel learner (``learner.processes`` > 1) exited, hung past ``learner.timeout``, or
+    holds other parameters than rank 0; the message names the rank and the process."""
 
 
 class CheckFailed(TurngymError, AssertionError):

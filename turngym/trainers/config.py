@@ -10,6 +10,7 @@
     rollout: {groups: 16, group_size: 8}
     iterations: 300
     eval: {every: 25, seeds: 64}
+    learner: {processes: 2}               # the policy update on 2 processes (turngym.trainers.distributed)
 
 ``algorithm`` is one of :data:`ALGORITHMS`, a name or a mapping of the name and that algorithm's
 options (each documented in its config class: ``GRPOConfig`` ... ``ArcherConfig``); a bare name is
@@ -41,6 +42,7 @@ __all__ = [
     "CheckpointConfig",
     "EnvSpec",
     "EvalConfig",
+    "LearnerConfig",
     "LoraConfig",
     "LossConfig",
     "ModelConfig",
@@ -186,6 +188,18 @@ class OptimConfig(_Frozen):
 ARCHER_IGNORES = ("epochs", "minibatch_size", "micro_batch_size", "recompute_old_logprobs", "skip_zero_advantage")
 
 
+class LearnerConfig(_Frozen):
+    """The policy update on several processes (turngym.trainers.distributed): data-parallel, the same update as
+    one process on the whole batch. Rank 0 runs the rest of the run (rollouts, eval, checkpoints)."""
+
+    #: processes that run the policy update, this one (rank 0) included; 1: this one only. On CUDA one GPU each
+    processes: int = Field(1, ge=1)
+    #: the process group's backend; "auto": nccl where the device is CUDA, gloo otherwise
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+    #: seconds a worker may take to start, and a collective may wait for a rank, before the run stops
+    timeout: float = Field(600.0, gt=0)
+
+
 class CheckpointConfig(_Frozen):
     #: checkpoint every this many iterations (and at the end); 0: only at the end
     every: int = Field(25, ge=0)
@@ -212,6 +226,7 @@ class TrainConfig(_Frozen):
     iterations: int = Field(100, ge=1)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    learner: LearnerConfig = Field(default_factory=LearnerConfig)
     #: the weight-sync probe: max |engine logprob - trainer logprob| allowed after a sync
     probe_tolerance: float = Field(2e-3, gt=0)
     tensorboard: bool = True
@@ -262,6 +277,16 @@ class TrainConfig(_Frozen):
                     "batch_size and micro_batch_size (transitions per step and per forward pass), "
                     "critic.steps_per_iteration and actor.steps_per_iteration (README, \"Train\")"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _archer_learns_on_one_process(self) -> TrainConfig:
+        if self.learner.processes > 1 and self.algorithm_name == "archer":
+            raise ConfigError(
+                f"learner.processes={self.learner.processes}: algorithm archer updates its critic and actor on one "
+                "process only (the data-parallel learner runs the on-policy update). Drop learner.processes, or "
+                "use an on-policy algorithm (grpo, flow_grpo, gigpo, ...)"
+            )
         return self
 
     @model_validator(mode="after")

@@ -27,7 +27,7 @@ the algorithm's own files (ArCHer: ``replay.jsonl``). A full fine-tune resumes i
 config and raises ConfigError naming every differing key (dotted path, old -> new), except the keys in
 ``SAFE_TO_CHANGE``, which change how long the run goes or how it is watched, not what it learns:
 ``iterations``, ``eval.every``, ``checkpoint.every``, ``checkpoint.keep``, ``tensorboard``, ``torch_threads``,
-``update_threads``.
+``update_threads``, ``learner`` (a checkpoint does not depend on the number of learner processes).
 
 The Algorithm protocol (what a trainer implements to plug in):
 
@@ -83,6 +83,7 @@ SAFE_TO_CHANGE = (
     "tensorboard",
     "torch_threads",
     "update_threads",
+    "learner",
 )
 
 #: tokens of the probe sequence (a recorded token stream, cut)

@@ -9,7 +9,8 @@ turn critic), as the part of the training loop (turngym.trainers.loop) that diff
         critic.update(A)                                 (bilevel_gae only: value-loss steps towards A.returns)
 
 and the loop does the rest (weights -> backend and the logprob probe after every iteration, metrics,
-eval every ``eval.every``, checkpoints every ``checkpoint.every``, resume).
+eval every ``eval.every``, checkpoints every ``checkpoint.every``, resume). With ``learner.processes: N`` the
+policy update runs on N processes (turngym.trainers.distributed): this one is rank 0 and runs everything else.
 
     trainer = OnPolicyTrainer(load_config(TrainConfig, "gn.yaml"))
     summary = trainer.run(resume=False)
@@ -21,6 +22,7 @@ and sampling seeds depend only on (seed, k), so a resumed run replays what the k
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -35,8 +37,9 @@ from turngym.core.types import Episode
 from turngym.trainers.advantages import NEEDS_VALUES, StarPOFilter, compute_advantages, estimator_config
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.constraint import action_fsms, action_states
-from turngym.trainers.losses import frozen_reference
+from turngym.trainers.distributed import Learners, start_learners
 from turngym.trainers.loop import Iteration, TrainLoop
+from turngym.trainers.losses import frozen_reference
 from turngym.trainers.policy import load_policy, save_model_dir
 from turngym.trainers.rollout import collect_iteration, require_snapshots, summarize
 from turngym.trainers.table import TurnTable
@@ -69,16 +72,30 @@ class OnPolicyTrainer:
         self.backend: Any = None
         self.fsms: dict[str, Any] | None = None
         self._usable: list[Episode] = []  # the last iteration's trained-on episodes (the probe's source)
+        #: the data-parallel learner's workers (learner.processes > 1) during run()
+        self.learners: Learners | None = None
 
     def export(self, out: str | os.PathLike[str]) -> Path:
         """The policy as a plain Hugging Face model directory (LoRA merged), with the tokenizer."""
         return save_model_dir(self.model, self.cfg.model.path, out)
 
     def run(self, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-        return self.loop.run(resume=resume, progress=progress)
+        return asyncio.run(self.arun(resume=resume, progress=progress))
 
     async def arun(self, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-        return await self.loop.arun(resume=resume, progress=progress)
+        # the workers load while this process sets up and plays the first episodes; they get its state (the
+        # checkpoint's, on resume) at the first update
+        self.learners = start_learners(self.cfg, self.device)
+        try:
+            return await self.loop.arun(resume=resume, progress=progress)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the learner's workers (safe twice; run() does it at its end)."""
+        learners, self.learners = self.learners, None
+        if learners is not None:
+            learners.close()
 
     # -- the Algorithm protocol (turngym.trainers.loop) ----------------------------------------------
     async def start(self, loop: TrainLoop, *, fresh: bool) -> None:
@@ -141,11 +158,9 @@ class OnPolicyTrainer:
                 vocab_size = int(self.model.get_input_embeddings().weight.shape[0])
                 states, allowed = self._states(table, self.fsms, vocab_size)
             record["lr"] = set_scheduled_lr(self.optimizer, cfg.optim, k, cfg.iterations)
+            batch = {"table": table, "advantages": adv, "fsm_states": states, "allowed": allowed, "pad_id": pad_id}
             with torch_threads(cfg.update_threads):
-                stats = policy_update(
-                    self.model, self.optimizer, table, adv, optim=cfg.optim, loss=cfg.loss, device=self.device,
-                    ref_model=self.ref, fsm_states=states, allowed=allowed, generator=self.generator, pad_id=pad_id,
-                )
+                stats = self._update(batch)
                 if self.critic is not None:
                     record.update(self.critic.update(adv))
             record.update({f"update/{n}": v for n, v in stats.items()})
@@ -155,6 +170,17 @@ class OnPolicyTrainer:
         self.dir.append_episodes(episodes)  # the run's episode store (run_id it{k})
         record.update(episodes=len(episodes), time_rollout=t_roll)
         return Iteration(record=record, episodes=len(episodes), updated=bool(rows), sync=True)
+
+    def _update(self, batch: dict[str, Any]) -> dict[str, float]:
+        """K epochs of PPO-clip steps on ``batch`` (policy_update's table, advantages, fsm_states, allowed,
+        pad_id), on every process of the learner group where there is one."""
+        cfg = self.cfg
+        options = {"optim": cfg.optim, "loss": cfg.loss, "device": self.device, "ref_model": self.ref}
+        if self.learners is not None:
+            return self.learners.update(self.model, self.optimizer, batch, generator=self.generator, **options)
+        return policy_update(self.model, self.optimizer, batch["table"], batch["advantages"],
+                             fsm_states=batch["fsm_states"], allowed=batch["allowed"], pad_id=batch["pad_id"],
+                             generator=self.generator, **options)
 
     def _states(self, table: TurnTable, fsms: dict[str, Any], vocab_size: int) -> tuple[np.ndarray, torch.Tensor]:
         """Per-token automaton states over the whole table, one automaton per env."""

@@ -16,6 +16,9 @@ signal (DAPO's dynamic sampling does the same by dropping such groups).
 ``old_logprobs`` are the ones the backend recorded while sampling (the weight-sync probe checks that
 the engine serves the trainer's weights); ``recompute_old_logprobs=True`` recomputes them instead.
 On CUDA the forward pass runs under bf16 autocast (``autocast="auto"``); on CPU in float32.
+With ``ranks`` (turngym.trainers.distributed, ``learner.processes`` > 1) each process takes its rows of every
+minibatch, the weights' denominator counts the minibatch's units on every rank and the gradients are summed
+over the ranks before each step: the same update as one process on the whole batch.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import torch
 from turngym.trainers.advantages import Advantages
 from turngym.trainers.config import OptimConfig
 from turngym.trainers.constraint import mask_disallowed
+from turngym.trainers.distributed import ONE, Ranks
 from turngym.trainers.losses import LossConfig, policy_loss
 from turngym.trainers.table import TurnTable, collate_episodes
 
@@ -139,12 +143,14 @@ def policy_update(
     allowed: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     pad_id: int = 0,
+    ranks: Ranks = ONE,
 ) -> dict[str, float]:
     """K epochs of minibatch PPO-clip steps on the kept, trainable episodes of ``table``; mean metrics.
 
     ``fsm_states``/``allowed``: from ``constraint.action_states`` when the episodes were sampled
-    under an action constraint. ``generator`` shuffles the minibatches (seed it for repeatable runs).
-    """
+    under an action constraint. ``generator`` shuffles the minibatches (seed it for repeatable runs; with
+    ``ranks``, every rank's generator in the same state). ``ranks``: this process's place in a data-parallel
+    learner group (the metrics are then the whole group's)."""
     device = torch.device(device)
     rows = np.flatnonzero(advantages.keep & table.trainable)
     if optim.skip_zero_advantage and loss.beta == 0 and loss.entropy_coef == 0:
@@ -163,11 +169,13 @@ def policy_update(
     micro = optim.micro_batch_size or mb
     model.train()
     sums: dict[str, float] = defaultdict(float)
+    norms = 0.0
     steps = 0
+    params = [p for p in model.parameters() if p.requires_grad]
     for _ in range(optim.epochs):
         order = rows[torch.randperm(len(rows), generator=generator).numpy()]
         for start in range(0, len(order), mb):
-            mini = order[start : start + mb]
+            mini = ranks.rows(order[start : start + mb])
             batches = [
                 collate_episodes(table, mini[i : i + micro], device=device, pad_id=pad_id, token_columns=columns)
                 for i in range(0, len(mini), micro)
@@ -176,7 +184,7 @@ def policy_update(
                 with torch.no_grad():
                     for b in batches:
                         b["old_logprobs"] = sequence_logprobs(model, b, allowed=allowed, autocast=optim.autocast)[0]
-            total = sum(_units(b, loss.aggregation) for b in batches)
+            total = ranks.total(sum(_units(b, loss.aggregation) for b in batches))  # the whole minibatch's
             if total == 0:
                 continue
             for b in batches:
@@ -198,19 +206,23 @@ def policy_update(
                 for k, v in stats.items():
                     sums[k] += float(v) * share
                 sums["action_tokens"] += float(b["loss_mask"].sum())
+            ranks.sum_gradients(params)
             if optim.grad_clip > 0:
                 norm = torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
             else:
                 norm = torch.linalg.vector_norm(
                     torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None])
                 )
-            sums["grad_norm"] += float(norm)
+            norms += float(norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             steps += 1
     model.eval()
+    sums = ranks.sum_stats(sums)
     out = {k: v / max(steps, 1) for k, v in sums.items() if k != "action_tokens"}
-    out["action_tokens"] = sums["action_tokens"]
+    if steps:
+        out["grad_norm"] = norms / steps
+    out["action_tokens"] = sums.get("action_tokens", 0.0)
     out["episodes"] = float(len(rows))
     out["steps"] = float(steps)
     return out
