@@ -49,6 +49,35 @@ class NoSuccess(Good):
         return Observation.text("done"), 0.0, True, False, {}
 
 
+class Chat(Good):
+    """A free-text game: every reply is an utterance; "[a]" ends it."""
+
+    action_format = FreeText()
+    accepts_any_text = True
+
+    def step(self, action):
+        done = action.strip() == "[a]"
+        return Observation.text(f"heard {action!r}"), 0.0, done, False, {"success": True} if done else {}
+
+
+class ChatUndeclared(Chat):
+    accepts_any_text = False
+
+
+class ChatBreaksAfterGarbage(Chat):
+    """Takes an empty reply, then breaks."""
+
+    def reset(self, *, seed=None, options=None):
+        self.heard = []
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        if self.heard and not self.heard[-1].strip():
+            raise RuntimeError("the game broke")
+        self.heard.append(action)
+        return super().step(action)
+
+
 @pytest.mark.parametrize(
     ("cls", "expected"),
     [
@@ -56,6 +85,9 @@ class NoSuccess(Good):
         (IgnoresSeed, "same seed, same instance: seed 0 gave instance_hash"),
         (RaisesOnGarbage, "garbage action: step('') raised KeyError"),
         (NoSuccess, "success at episode end: the final step of seed 0 has info['success']=None"),
+        (Chat, None),  # declares accepts_any_text: a garbage reply is speech, and the game goes on
+        (ChatUndeclared, "garbage action: none of the garbage actions"),
+        (ChatBreaksAfterGarbage, "garbage action: after step('') was taken as a move (accepts_any_text), the next"),
     ],
 )
 def test_checker(cls, expected):
@@ -67,10 +99,6 @@ def test_checker(cls, expected):
         assert problems == []
     else:
         assert any(p.startswith(expected) for p in problems), problems
-
-
-def test_builtin_guess_number_passes():
-    assert check_registered_env("turngym/GuessNumber-v0") == []
 
 
 def good_expert(env):

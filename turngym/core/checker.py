@@ -9,7 +9,10 @@ The checks (DESIGN.md, Environments):
   seeded random player, in two separate env instances;
 - different seeds give mostly different ``instance_hash`` values;
 - ``reset`` returns ``task_id`` and ``instance_hash`` in ``info``;
-- a garbage action yields ``info["action_error"]`` and no exception;
+- a garbage action yields ``info["action_error"]`` and no exception; in an env that declares
+  ``accepts_any_text = True`` (a free-text game: negotiation, conversation, where any reply is a legal
+  utterance) it may be taken as a move instead: then the step must return a valid observation and the
+  episode must go on (a further random step works) or end with ``info["success"]`` set;
 - at the end of an episode ``info["success"]`` is set (a bool);
 - a registered ``expert`` imports, is callable, and its policy plays an episode of seed 0 to the end
   without raising;
@@ -36,27 +39,52 @@ GARBAGE_ACTIONS = ("", "\x00 ]][[ not an action {{")
 
 
 def check_registered_env(env_id: str, *, seeds: int = 6, steps: int = 5, max_episode_steps: int = 500) -> list[str]:
-    """Run every check on a registered env; the list of problems found (empty if none)."""
+    """Run every check on a registered env; the list of problems found (empty if none).
+
+    The checks share one env instance (making one can take seconds: a browser, a container, a word
+    list), so each also proves that ``reset`` clears what the one before left; the determinism and
+    snapshot checks make their second instance themselves."""
     problems: list[str] = []
+    shared = _SharedEnv(env_id)
     checks: list[tuple[str, Callable[[], None]]] = [
-        ("gymnasium check_env", lambda: _gymnasium_check(env_id)),
-        ("reset info", lambda: _check_reset_info(env_id)),
-        ("same seed, same instance", lambda: _check_determinism(env_id, seeds=min(seeds, 3), steps=steps)),
-        ("different seeds, different instances", lambda: _check_seeds_differ(env_id, seeds=seeds)),
-        ("garbage action", lambda: _check_garbage_action(env_id)),
-        ("success at episode end", lambda: _check_success(env_id, max_steps=max_episode_steps)),
-        ("expert", lambda: _check_expert(env_id, max_steps=max_episode_steps)),
+        ("gymnasium check_env", lambda: _gymnasium_check(shared.env)),
+        ("reset info", lambda: _check_reset_info(shared.env)),
+        ("same seed, same instance", lambda: _check_determinism(shared.env, env_id, seeds=min(seeds, 3), steps=steps)),
+        ("different seeds, different instances", lambda: _check_seeds_differ(shared.env, seeds=seeds)),
+        ("garbage action", lambda: _check_garbage_action(shared.env)),
+        ("success at episode end", lambda: _check_success(shared.env, max_steps=max_episode_steps)),
+        ("expert", lambda: _check_expert(shared, env_id, max_steps=max_episode_steps)),
+        ("snapshot and restore", lambda: _check_snapshot(shared.env, env_id, steps=steps)),
     ]
-    if _supports_snapshots(env_id):
-        checks.append(("snapshot and restore", lambda: _check_snapshot(env_id, steps=steps)))
-    for name, check in checks:
-        try:
-            check()
-        except CheckFailed as e:
-            problems.append(f"{name}: {e}")
-        except Exception as e:
-            problems.append(f"{name}: raised {type(e).__name__}: {e}")
+    try:
+        for name, check in checks:
+            try:
+                check()
+            except CheckFailed as e:
+                problems.append(f"{name}: {e}")
+            except Exception as e:
+                problems.append(f"{name}: raised {type(e).__name__}: {e}")
+    finally:
+        shared.close()
     return problems
+
+
+class _SharedEnv:
+    """One env of ``env_id``, made when a check first asks for it and closed at the end."""
+
+    def __init__(self, env_id: str) -> None:
+        self.env_id = env_id
+        self._env: gymnasium.Env | None = None
+
+    @property
+    def env(self) -> gymnasium.Env:
+        if self._env is None:
+            self._env = _make(self.env_id)
+        return self._env
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
 
 
 def _make(env_id: str) -> gymnasium.Env:
@@ -71,22 +99,14 @@ def _random_action(env: gymnasium.Env, rng: np.random.Generator) -> Any:
     return env.action_space.sample()
 
 
-def _gymnasium_check(env_id: str) -> None:
+def _gymnasium_check(env: gymnasium.Env) -> None:
     from gymnasium.utils.env_checker import check_env
 
-    env = _make(env_id)
-    try:
-        check_env(env.unwrapped, skip_render_check=True)
-    finally:
-        env.close()
+    check_env(env.unwrapped, skip_render_check=True)
 
 
-def _check_reset_info(env_id: str) -> None:
-    env = _make(env_id)
-    try:
-        _, info = env.reset(seed=0)
-    finally:
-        env.close()
+def _check_reset_info(env: gymnasium.Env) -> None:
+    _, info = env.reset(seed=0)
     for key in ("task_id", "instance_hash"):
         if not info.get(key):
             raise CheckFailed(
@@ -94,48 +114,47 @@ def _check_reset_info(env_id: str) -> None:
             )
 
 
-def _trace(env_id: str, seed: int, steps: int) -> tuple[str, list[Any]]:
+def _trace(env: gymnasium.Env, seed: int, steps: int) -> tuple[str, list[Any]]:
     """The instance hash and the observations of ``steps`` random steps from ``reset(seed)``."""
-    env = _make(env_id)
+    obs, info = env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    env.action_space.seed(seed)
+    out = [obs.model_dump(mode="json")]
+    for _ in range(steps):
+        obs, reward, terminated, truncated, _ = env.step(_random_action(env, rng))
+        out.append([obs.model_dump(mode="json"), float(reward), terminated, truncated])
+        if terminated or truncated:
+            break
+    return str(info.get("instance_hash")), out
+
+
+def _check_determinism(env: gymnasium.Env, env_id: str, *, seeds: int, steps: int) -> None:
+    """Seeds 0..seeds-1 played in ``env`` and in a second instance give the same traces."""
+    other = _make(env_id)
     try:
-        obs, info = env.reset(seed=seed)
-        rng = np.random.default_rng(seed)
-        env.action_space.seed(seed)
-        out = [obs.model_dump(mode="json")]
-        for _ in range(steps):
-            obs, reward, terminated, truncated, _ = env.step(_random_action(env, rng))
-            out.append([obs.model_dump(mode="json"), float(reward), terminated, truncated])
-            if terminated or truncated:
-                break
-        return str(info.get("instance_hash")), out
+        for seed in range(seeds):
+            _compare_traces(seed, _trace(env, seed, steps), _trace(other, seed, steps))
     finally:
-        env.close()
+        other.close()
 
 
-def _check_determinism(env_id: str, *, seeds: int, steps: int) -> None:
-    for seed in range(seeds):
-        (h1, obs1), (h2, obs2) = _trace(env_id, seed, steps), _trace(env_id, seed, steps)
-        if h1 != h2:
-            raise CheckFailed(
-                f"seed {seed} gave instance_hash {h1} and then {h2}: reset must draw the instance from "
-                "self.np_random (seeded by super().reset(seed=seed)), never from the global RNG"
-            )
-        if obs1 != obs2:
-            at = next(
-                (i for i, (a, b) in enumerate(zip(obs1, obs2, strict=False)) if a != b), min(len(obs1), len(obs2))
-            )
-            raise CheckFailed(
-                f"seed {seed}: two envs gave different observations at step {at} for the same actions: "
-                "the env's dynamics must depend only on the seed and the actions"
-            )
+def _compare_traces(seed: int, first: tuple[str, list[Any]], second: tuple[str, list[Any]]) -> None:
+    (h1, obs1), (h2, obs2) = first, second
+    if h1 != h2:
+        raise CheckFailed(
+            f"seed {seed} gave instance_hash {h1} and then {h2}: reset must draw the instance from "
+            "self.np_random (seeded by super().reset(seed=seed)), never from the global RNG"
+        )
+    if obs1 != obs2:
+        at = next((i for i, (a, b) in enumerate(zip(obs1, obs2, strict=False)) if a != b), min(len(obs1), len(obs2)))
+        raise CheckFailed(
+            f"seed {seed}: two envs gave different observations at step {at} for the same actions: "
+            "the env's dynamics must depend only on the seed and the actions"
+        )
 
 
-def _check_seeds_differ(env_id: str, *, seeds: int) -> None:
-    env = _make(env_id)
-    try:
-        hashes = [env.reset(seed=s)[1].get("instance_hash") for s in range(seeds)]
-    finally:
-        env.close()
+def _check_seeds_differ(env: gymnasium.Env, *, seeds: int) -> None:
+    hashes = [env.reset(seed=s)[1].get("instance_hash") for s in range(seeds)]
     distinct = len(set(hashes))
     if distinct * 2 < seeds:
         raise CheckFailed(
@@ -144,52 +163,69 @@ def _check_seeds_differ(env_id: str, *, seeds: int) -> None:
         )
 
 
-def _check_garbage_action(env_id: str) -> None:
-    env = _make(env_id)
-    try:
-        flagged = []
-        for action in GARBAGE_ACTIONS:
-            env.reset(seed=0)
-            try:
-                _, _, _, _, info = env.step(action)
-            except Exception as e:
-                raise CheckFailed(
-                    f"step({action!r}) raised {type(e).__name__}: {e}; an invalid action must come back as "
-                    "an observation with info['action_error'] (raise ActionError inside step)"
-                ) from None
-            flagged.append(bool(info.get("action_error")))
-        if not any(flagged):
+def _check_garbage_action(env: gymnasium.Env) -> None:
+    free_text = bool(getattr(env.unwrapped, "accepts_any_text", False))
+    flagged = []
+    for action in GARBAGE_ACTIONS:
+        env.reset(seed=0)
+        try:
+            result = env.step(action)
+        except Exception as e:
             raise CheckFailed(
-                f"none of the garbage actions {GARBAGE_ACTIONS!r} set info['action_error']; parse actions with the "
-                "env's action_format, which raises ActionError for a reply that does not parse"
+                f"step({action!r}) raised {type(e).__name__}: {e}; an invalid action must come back as "
+                "an observation with info['action_error'] (raise ActionError inside step)"
+            ) from None
+        flagged.append(bool(result[4].get("action_error")))
+        if free_text and not flagged[-1]:
+            _check_taken_as_speech(env, action, result)
+    if not any(flagged) and not free_text:
+        raise CheckFailed(
+            f"none of the garbage actions {GARBAGE_ACTIONS!r} set info['action_error']; parse actions with the "
+            "env's action_format, which raises ActionError for a reply that does not parse (a free-text game, "
+            "where any reply is a legal utterance, sets accepts_any_text = True)"
+        )
+
+
+def _check_taken_as_speech(env: gymnasium.Env, action: str, result: tuple) -> None:
+    """In a free-text env, ``action`` was taken as a move: the game goes on, or ends cleanly."""
+    obs, _, terminated, truncated, info = result
+    if obs not in env.observation_space:
+        raise CheckFailed(f"step({action!r}) returned {_short(obs)}, not an Observation of the env's observation_space")
+    if terminated or truncated:
+        if not isinstance(info.get("success"), bool):
+            raise CheckFailed(
+                f"step({action!r}) ended the episode with info['success']={info.get('success')!r}; set "
+                "info['success'] (a bool) when the episode ends"
             )
-    finally:
-        env.close()
-
-
-def _check_success(env_id: str, *, max_steps: int) -> None:
-    env = _make(env_id)
+        return
     try:
-        for seed in range(2):
-            env.reset(seed=seed)
-            rng = np.random.default_rng(100 + seed)
-            env.action_space.seed(100 + seed)
-            for _ in range(max_steps):
-                _, _, terminated, truncated, info = env.step(_random_action(env, rng))
-                if terminated or truncated:
-                    break
-            else:
-                raise CheckFailed(
-                    f"a random player's episode (seed {seed}) did not end within {max_steps} steps: "
-                    "register the env with max_turns so episodes always end"
-                )
-            if not isinstance(info.get("success"), bool):
-                raise CheckFailed(
-                    f"the final step of seed {seed} has info['success']={info.get('success')!r}; "
-                    "set info['success'] (a bool) when the episode ends"
-                )
-    finally:
-        env.close()
+        env.step(_random_action(env, np.random.default_rng(0)))
+    except Exception as e:  # noqa: BLE001 - whatever the env raises is the problem to report
+        raise CheckFailed(
+            f"after step({action!r}) was taken as a move (accepts_any_text), the next step raised "
+            f"{type(e).__name__}: {e}; the game must go on after any reply"
+        ) from None
+
+
+def _check_success(env: gymnasium.Env, *, max_steps: int) -> None:
+    for seed in range(2):
+        env.reset(seed=seed)
+        rng = np.random.default_rng(100 + seed)
+        env.action_space.seed(100 + seed)
+        for _ in range(max_steps):
+            _, _, terminated, truncated, info = env.step(_random_action(env, rng))
+            if terminated or truncated:
+                break
+        else:
+            raise CheckFailed(
+                f"a random player's episode (seed {seed}) did not end within {max_steps} steps: "
+                "register the env with max_turns so episodes always end"
+            )
+        if not isinstance(info.get("success"), bool):
+            raise CheckFailed(
+                f"the final step of seed {seed} has info['success']={info.get('success')!r}; "
+                "set info['success'] (a bool) when the episode ends"
+            )
 
 
 _EXPERT_FIX = (
@@ -198,7 +234,7 @@ _EXPERT_FIX = (
 )
 
 
-def _check_expert(env_id: str, *, max_steps: int) -> None:
+def _check_expert(shared: _SharedEnv, env_id: str, *, max_steps: int) -> None:
     path = env_info(env_id).expert
     if path is None:
         return
@@ -208,39 +244,28 @@ def _check_expert(env_id: str, *, max_steps: int) -> None:
         raise CheckFailed(f"expert={path!r} does not import ({type(e).__name__}: {e}); {_EXPERT_FIX}") from None
     if not callable(fn):
         raise CheckFailed(f"expert={path!r} is a {type(fn).__name__}, not callable; {_EXPERT_FIX}")
-    env = _make(env_id)
+    env = shared.env
+    obs, _ = env.reset(seed=0)
     try:
-        obs, _ = env.reset(seed=0)
+        policy = fn(env.unwrapped)
+    except Exception as e:
+        raise CheckFailed(f"expert={path!r} raised {type(e).__name__}: {e} when called; {_EXPERT_FIX}") from None
+    if not callable(policy):
+        raise CheckFailed(f"expert={path!r} returned a {type(policy).__name__}, not a policy; {_EXPERT_FIX}")
+    for step in range(max_steps):
         try:
-            policy = fn(env.unwrapped)
+            action = policy(obs)
+            if inspect.isawaitable(action):
+                action = asyncio.run(_awaited(action))
         except Exception as e:
-            raise CheckFailed(f"expert={path!r} raised {type(e).__name__}: {e} when called; {_EXPERT_FIX}") from None
-        if not callable(policy):
-            raise CheckFailed(f"expert={path!r} returned a {type(policy).__name__}, not a policy; {_EXPERT_FIX}")
-        for step in range(max_steps):
-            try:
-                action = policy(obs)
-                if inspect.isawaitable(action):
-                    action = asyncio.run(_awaited(action))
-            except Exception as e:
-                raise CheckFailed(
-                    f"the policy of expert={path!r} raised {type(e).__name__}: {e} at step {step} of seed 0; "
-                    "it must return an action for every observation of its episode"
-                ) from None
-            obs, _, terminated, truncated, _ = env.step(action)
-            if terminated or truncated:
-                return
-        raise CheckFailed(f"the expert's episode (seed 0) did not end within {max_steps} steps; register max_turns")
-    finally:
-        env.close()
-
-
-def _supports_snapshots(env_id: str) -> bool:
-    env = _make(env_id)
-    try:
-        return getattr(env.unwrapped, "snapshot_unsupported", "") is None
-    finally:
-        env.close()
+            raise CheckFailed(
+                f"the policy of expert={path!r} raised {type(e).__name__}: {e} at step {step} of seed 0; "
+                "it must return an action for every observation of its episode"
+            ) from None
+        obs, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            return
+    raise CheckFailed(f"the expert's episode (seed 0) did not end within {max_steps} steps; register max_turns")
 
 
 def _outcome(result: tuple) -> list[Any]:
@@ -251,9 +276,12 @@ def _outcome(result: tuple) -> list[Any]:
 _OUTCOME_PARTS = ("observation", "reward", "terminated", "truncated")
 
 
-def _check_snapshot(env_id: str, *, steps: int, prefix: int = 3) -> None:
-    """Snapshot after ``prefix`` random steps, record ``steps`` more, restore into a fresh env, replay."""
-    env, fresh = _make(env_id), _make(env_id)
+def _check_snapshot(env: gymnasium.Env, env_id: str, *, steps: int, prefix: int = 3) -> None:
+    """Where the env supports snapshots: snapshot after ``prefix`` random steps, record ``steps`` more,
+    restore into a fresh env, replay."""
+    if getattr(env.unwrapped, "snapshot_unsupported", "") is not None:
+        return
+    fresh = _make(env_id)
     try:
         for seed in range(5):  # a seed whose random prefix leaves the episode running
             env.reset(seed=seed)
@@ -290,7 +318,6 @@ def _check_snapshot(env_id: str, *, steps: int, prefix: int = 3) -> None:
                     )
         _check_not_frozen(env, data, actions[0], recorded[0], seed=seed, step=prefix + 1)
     finally:
-        env.close()
         fresh.close()
 
 

@@ -13,12 +13,17 @@
     ├── StaleWeightsError        (RuntimeError) the rollout engine does not serve the weights just pushed to it
     ├── LearnerError             (RuntimeError) a process of the data-parallel learner died, hung or diverged
     ├── CheckFailed              (AssertionError) an env failed one of ``turngym envs check``'s checks
+    ├── GameStuck                (RuntimeError) a wrapped game cannot go on within its bounds (ends the episode truncated)
     ├── RemoteEnvError           (ConnectionError) a served env that cannot be reached, or lost mid-step
     ├── ServeError               (RuntimeError) a served env's session cannot take a message now (its OpenEnv error code)
     └── SandboxError             (RuntimeError) a sandbox that cannot be created or stopped answering
         └── PageError            one browser page cannot go on (the episode ends, the browser goes on)
             ├── PageCrashed      the page's renderer process died
             └── PageHung         the page did not answer within the timeout (an endless script)
+
+    TimeUp                       (BaseException) raised inside a call cut at its deadline (the TextArena adapter's
+                                 step bound); never escapes ``step``, and ``except Exception`` in a game cannot
+                                 swallow it, so it is outside the tree above and not exported
 
 The second base in parentheses keeps ``except ValueError`` (or ``RuntimeError``, ...) clauses working.
 Every message names the value, the cause and the fix. The command line exits with code 2 on
@@ -38,6 +43,7 @@ __all__ = [
     "ConfigError",
     "EnvUnavailable",
     "EpisodeOver",
+    "GameStuck",
     "LearnerError",
     "PageCrashed",
     "PageError",
@@ -50,9 +56,14 @@ __all__ = [
     "SnapshotUnsupported",
     "StaleWeightsError",
     "TemplateError",
+    "TimeUp",
     "TurngymError",
     "did_you_mean",
 ]
+
+
+class TimeUp(BaseException):
+    """Raised inside a call of ``turngym.envs.adapters._deadline.call_within`` whose time is up."""
 
 
 class TurngymError(Exception):
@@ -113,6 +124,12 @@ class StaleWeightsError(TurngymError, RuntimeError):
 class LearnerError(TurngymError, RuntimeError):
     """A process of the data-parallel learner (``learner.processes`` > 1) exited, hung past ``learner.timeout``, or
     holds other parameters than rank 0; the message names the rank and the process."""
+
+
+class GameStuck(TurngymError, RuntimeError):
+    """A wrapped game (TextArena) cannot go on within the adapter's bounds: its own loop ran past the step's
+    time limit, or its opponents never gave the turn back. The adapter ends the episode truncated with the
+    message; it never escapes ``step``."""
 
 
 class CheckFailed(TurngymError, AssertionError):

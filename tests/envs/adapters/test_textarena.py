@@ -13,7 +13,6 @@ from gymnasium.utils.env_checker import check_env
 
 import turngym
 from tests.conftest import IN_CI, require
-from turngym.core.checker import check_registered_env
 from turngym.core.registry import _module_present
 from turngym.envs.adapters.registry import DATA, turngym_id
 
@@ -62,6 +61,9 @@ def test_every_textarena_game_is_registered_with_a_reason_when_it_cannot_run():
     assert debate and debate.startswith("needs an online LLM")  # judged by an online LLM
     with pytest.raises(turngym.EnvUnavailable, match="OPENROUTER"):
         turngym.make("textarena/Debate-v0")
+    for slow in ("Sokoban-v0-medium", "Sudoku-v0-hard"):  # minutes per reset on some seeds
+        assert "too slowly" in turngym.env_info(f"textarena/{slow}").unavailable_reason()
+    assert turngym.env_info("textarena/DontSayIt-v0-unlimited").unavailable_reason() is None
     assert turngym.env_info("textarena/TicTacToe-v0").kwargs == {"game": "TicTacToe-v0", "num_players": 2}
 
 
@@ -104,11 +106,11 @@ def test_the_game_matches_textarena_own_loop_for_the_same_seed_and_moves():
     ours = turngym.make("textarena/GuessTheNumber-v0")
     theirs = ta.make("GuessTheNumber-v0-raw")
     for seed in range(5):
-        obs, _ = ours.reset(seed=seed)
+        ours.reset(seed=seed)
         theirs.reset(num_players=1, seed=seed)
         assert theirs.state.game_state == ours.unwrapped._ta.state.game_state
         for guess in (10, 5, 15, 3, 17):
-            obs, reward, terminated, _, info = ours.step(f"[{guess}]")
+            _obs, reward, terminated, _, info = ours.step(f"[{guess}]")
             done, _ = theirs.step(f"[{guess}]")
             assert done == terminated
             if done:
@@ -119,10 +121,10 @@ def test_the_game_matches_textarena_own_loop_for_the_same_seed_and_moves():
 def test_an_invalid_move_is_an_action_error_never_an_exception():
     env = turngym.make("textarena/TicTacToe-v0")
     env.reset(seed=0)
-    obs, reward, terminated, truncated, info = env.step("[42]")
+    obs, _, terminated, _, info = env.step("[42]")
     assert "invalid move" in info["action_error"].lower() and not terminated
     assert "Invalid action" in obs.last_text
-    obs, reward, terminated, _, info = env.step("[4]")  # a legal move is accepted afterwards
+    obs, _reward, terminated, _, info = env.step("[4]")  # a legal move is accepted afterwards
     assert "action_error" not in info and "[Player 1]" in obs.last_text
 
     guess = turngym.make("textarena/GuessTheNumber-v0")
@@ -130,12 +132,6 @@ def test_an_invalid_move_is_an_action_error_never_an_exception():
     assert guess.step("[999]")[4]["action_error"]  # TextArena: outside the range
     *_, terminated, _, info = guess.step("no number at all")  # brackets added, still not a number
     assert terminated and info["action_error"] and info["success"] is False  # TextArena's allowance is 1
-
-
-def test_gymnasium_checker_and_turngym_checker_pass():
-    check_env(turngym.make("textarena/TicTacToe-v0").unwrapped, skip_render_check=True)
-    assert check_registered_env("textarena/GuessTheNumber-v0", seeds=4, steps=4) == []
-    assert check_registered_env("textarena/ConnectFour-v0", seeds=4, steps=4) == []
 
 
 def test_opponents_random_first_legal_and_callable():
@@ -196,3 +192,111 @@ def test_textarena_used_directly_still_draws_from_the_global_random():
     expected = random.Random(77).randint(1, 20)
     direct.reset(num_players=1)  # no seed: TextArena draws from the global stream, as without turngym
     assert direct.state.game_state["game_number"] == expected
+
+
+# -- bounded on bad input (issue 16) -------------------------------------------------------------------------
+def _no_move(observation: str) -> str:
+    return "no move"
+
+
+def test_a_step_that_never_ends_is_cut_inside_the_game_and_the_episode_truncated():
+    import threading
+    import time
+
+    # PublicGoodsGame: with every player eliminated TextArena's turn rotation loops forever
+    env = turngym.make("textarena/PublicGoodsGame-v0", opponent=_no_move, step_time_limit=1.0)
+    threads = set(threading.enumerate())
+    env.reset(seed=0)
+    for move in ["{hi}"] * 3 + ["[5]"] + ["{hi}"] * 3 + ["no contribution"] * 3:
+        *_, terminated, truncated, info = env.step(move)
+        assert not terminated and not truncated
+    started = time.monotonic()
+    obs, reward, terminated, truncated, info = env.step("no contribution")  # player 0, the last one, is out
+    assert time.monotonic() - started < 5
+    assert truncated and not terminated and reward == 0.0 and info["success"] is False
+    assert "PublicGoodsGame-v0 took over 1 s for one step" in info["error"] and "step_time_limit" in info["error"]
+    assert "The episode was stopped" in obs.last_text
+    left = {t for t in threading.enumerate() if t not in threads}
+    assert {t.name for t in left} <= {"turngym-textarena-deadline"}  # the idle watchdog; the game does not run on
+    env.reset(seed=1)  # the env plays on
+    assert env.step("{hi}")[2:4] == (False, False)
+
+
+def test_opponents_that_never_give_the_turn_back_end_the_episode_truncated(monkeypatch):
+    from turngym.envs.adapters import textarena
+
+    monkeypatch.setattr(textarena, "MAX_OPPONENT_MOVES", 1)  # PublicGoodsGame: two opponents move after player 0
+    env = turngym.make("textarena/PublicGoodsGame-v0")
+    env.reset(seed=0)
+    _, _, terminated, truncated, info = env.step("{hi}")
+    assert truncated and not terminated and info["success"] is False
+    assert "made 1 moves without giving player 0 the turn back" in info["error"]
+
+
+@pytest.mark.parametrize("game", ["Secretary-v0", "Sokoban-v0", "ThreeCardMonte-v0"])
+def test_reset_without_a_seed_follows_from_the_last_seed(game):
+    from gymnasium.utils.env_checker import check_reset_seed_determinism
+
+    env = turngym.make(turngym_id(game))
+    check_reset_seed_determinism(env.unwrapped)  # reset(seed=123), reset(), twice: equal observations
+    first = env.reset()[1]["instance_hash"]
+    assert env.reset()[1]["instance_hash"] != first  # reset() draws a new game each time
+
+
+def test_an_unlimited_game_plays_under_plain_gymnasium_make():
+    import gymnasium
+
+    env = gymnasium.make("textarena/DontSayIt-v0-unlimited")  # no turngym.make: TextArena's max_turns=None
+    env.reset(seed=0)
+    for _ in range(4):
+        assert env.step("Tell me about your day")[2:4] == (False, False)
+    check_env(env.unwrapped, skip_render_check=True)
+
+
+def test_game_prints_go_to_the_log_not_stdout(capfd, caplog):
+    import textarena as ta
+
+    from turngym.envs.adapters.textarena import TextArenaEnv
+
+    with caplog.at_level("INFO", logger="turngym.textarena"):
+        env = TextArenaEnv(game="FrozenLake-v0", game_kwargs={"num_holes": 100})  # TextArena prints a warning
+        env.reset(seed=0)
+        env.step("[down]")
+    assert capfd.readouterr().out == ""
+    assert any("Too many holes requested (100)" in r.getMessage() for r in caplog.records)
+    ta.make("FrozenLake-v0-raw", num_holes=100).reset(num_players=1, seed=0)  # TextArena used directly still prints
+    assert "Too many holes" in capfd.readouterr().out
+
+
+def test_a_malformed_move_the_game_punishes_by_its_own_rule_is_an_action_error():
+    for game, error in [("Codenames-v0", "did not provide a valid clue"), ("Snake-v0", "Snake 0 died due to invalid")]:
+        env = turngym.make(turngym_id(game))
+        env.reset(seed=0)
+        assert error in env.step("no move here")[4]["action_error"]
+    poker = turngym.make("textarena/IndianPoker-v0")  # the random opponent reads "[bet X]" as "[bet 1]"
+    obs, _ = poker.reset(seed=0)
+    assert "Game over" not in obs.last_text
+    assert "[raise 1]" in poker.unwrapped.legal_actions()  # the opponent opened with a bet
+
+
+def test_free_text_games_declare_that_any_reply_is_a_move():
+    assert turngym.make("textarena/SimpleNegotiation-v0").unwrapped.accepts_any_text is True
+    assert turngym.make("textarena/TicTacToe-v0").unwrapped.accepts_any_text is False
+    env = turngym.make("textarena/DontSayIt-v0")
+    env.reset(seed=0)
+    _, _, terminated, truncated, info = env.step("")
+    assert "action_error" not in info and not terminated and not truncated
+
+
+def test_a_second_env_of_a_game_is_a_copy_of_the_first_sharing_only_its_read_only_word_lists():
+    from turngym.envs.adapters.textarena import TextArenaEnv
+
+    first, second = (TextArenaEnv(game="Secretary-v0") for _ in range(2))
+    assert first._ta is not second._ta
+    assert first._ta.value_sampler.__self__ is first._streams.py  # its draws follow its own seed
+    assert second._ta.value_sampler.__self__ is second._streams.py
+    hangman = [TextArenaEnv(game="Hangman-v0-hardcore") for _ in range(2)]
+    big = [name for name, value in vars(hangman[0]._ta).items() if isinstance(value, list) and len(value) > 1000]
+    assert big and all(getattr(hangman[0]._ta, n) is getattr(hangman[1]._ta, n) for n in big)
+    hangman[0].reset(seed=1)
+    assert hangman[1].reset(seed=1)[0].last_text == hangman[0].reset(seed=1)[0].last_text

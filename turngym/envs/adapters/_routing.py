@@ -8,11 +8,17 @@ TextArena's own modules is rebound once to a router. While an adapter env runs (
 router forwards to that env's private ``random.Random`` and ``numpy.random.RandomState``; at any
 other time it forwards to the real modules, so code that uses TextArena directly sees no change.
 
+The same rebinding routes TextArena's ``print`` calls (games print their internals: "Generated puzzle
+in 3 attempts", "Correct: 2, Total: 5") to the ``logging`` module, logger ``turngym.textarena`` at
+INFO, while an adapter env runs: they never reach the user's terminal or a trainer's stdout.
+
 Not thread-safe: two threads stepping TextArena envs at once would share the active streams.
 """
 
 from __future__ import annotations
 
+import builtins
+import logging
 import random
 import sys
 import types
@@ -22,6 +28,7 @@ import numpy
 
 _active: Streams | None = None
 _patched: set[str] = set()
+_LOG = logging.getLogger("turngym.textarena")
 
 
 class Streams:
@@ -52,7 +59,7 @@ def use(streams: Streams | None) -> Streams | None:
     return prev
 
 
-class activate:  # noqa: N801 - used as a context manager, like contextlib's
+class activate:  # lower case: used as a context manager, like contextlib's
     """``with activate(streams): ...``: TextArena code inside draws from ``streams``. Re-entrant."""
 
     __slots__ = ("_prev", "_streams")
@@ -104,19 +111,28 @@ class _NumpyRouter(types.ModuleType):
         return getattr(numpy, name)
 
 
+def _print(*values: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False) -> None:
+    """Stands in for ``print`` inside TextArena's modules: to the log while an adapter env runs."""
+    if _active is None or (file is not None and file is not sys.stdout):
+        builtins.print(*values, sep=sep, end=end, file=file, flush=flush)
+    elif _LOG.isEnabledFor(logging.INFO):
+        _LOG.info("%s", (" " if sep is None else sep).join(map(str, values)))
+
+
 _RANDOM = _RandomRouter("random")
 _NP_RANDOM = _NumpyRandomRouter("numpy.random")
 _NUMPY = _NumpyRouter("numpy")
 
 
 def route_textarena_modules() -> None:
-    """Rebind ``random`` (and ``numpy`` where it draws from ``numpy.random``) in every loaded
-    ``textarena`` module not yet seen. Call it after TextArena imported a game's module."""
+    """Rebind ``random`` (and ``numpy`` where it draws from ``numpy.random``) and ``print`` in every
+    loaded ``textarena`` module not yet seen. Call it after TextArena imported a game's module."""
     for name, module in list(sys.modules.items()):
         if name in _patched or not (name == "textarena" or name.startswith("textarena.")) or module is None:
             continue
         _patched.add(name)
         ns = vars(module)
+        ns.setdefault("print", _print)
         if ns.get("random") is random:
             ns["random"] = _RANDOM
         for alias in ("np", "numpy"):

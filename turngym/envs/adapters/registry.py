@@ -19,6 +19,17 @@ DATA = Path(__file__).with_name("textarena_games.json")
 ENTRY_POINT = "turngym.envs.adapters.textarena:TextArenaEnv"
 #: learner turns before the episode is truncated, for games without a limit of their own
 MAX_TURNS = 200
+#: games found unusable after the probe wrote the data file (a reason there wins: the probe played them)
+UNAVAILABLE = {
+    "Sokoban-v0-medium": (
+        "TextArena builds this game too slowly (its room generator searches up to 300,000 states per try and "
+        "retries, 20 s to minutes per reset): use textarena/Sokoban-v0"
+    ),
+    "Sudoku-v0-hard": (
+        "TextArena builds this game too slowly (its generator removes cells while the solution stays unique: "
+        "1 s to minutes per reset, by seed): use textarena/Sudoku-v0-medium"
+    ),
+}
 
 
 def turngym_id(game: str) -> str:
@@ -44,6 +55,6 @@ def register_adapters() -> None:
             max_turns=MAX_TURNS,
             tags=tags,
             requires=("module:textarena", "module:nltk"),
-            unavailable=entry["unavailable"],
+            unavailable=entry["unavailable"] or UNAVAILABLE.get(game),
             kwargs={"game": game, "num_players": players or 1},
         )

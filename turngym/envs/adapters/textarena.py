@@ -17,7 +17,18 @@
   ``str -> str`` (see ``textarena_moves``). They move inside ``reset``/``step`` until it is player 0's turn.
 - seeds: the game draws from the env's own random streams (``_routing``), seeded at ``reset(seed)``,
   so equal seeds give equal observations and ``instance_hash``, two envs stepped in turn draw as each
-  alone, and the caller's global ``random`` and ``numpy.random`` states are never touched.
+  alone, and the caller's global ``random`` and ``numpy.random`` states are never touched. ``reset()``
+  without a seed plays the game of a seed drawn from ``np_random``, so it too follows from the last seed.
+- bounded steps: a step (the learner's move and the opponents' answers) that runs over
+  ``step_time_limit`` seconds is cut inside the game (``_deadline``), and opponents that make
+  ``MAX_OPPONENT_MOVES`` moves without giving the turn back are stopped; either way the episode ends
+  truncated, with ``info["error"]`` naming the cause. A game without a turn limit of its own
+  (``max_turns=None``) gets none, where TextArena would compare the turn with None.
+- free-text games: where any reply is a legal utterance (negotiation, conversation, the talk phases of
+  social games), ``accepts_any_text`` is True: a reply that is no move goes to the game as speech,
+  not as an action error. TextArena's printing goes to the log (``_routing``).
+- making: the first env of a game in a process makes TextArena's engine; the next ones copy it, sharing
+  its big read-only containers (word lists), so a group of envs costs one make (``_engine``).
 - snapshots: ``snapshot()`` pickles TextArena's engine, the random streams and the opponents
   (``textarena_snapshot``); an engine with an LLM judge or player, or an opponent callable that does
   not pickle, sets the env's ``snapshot_unsupported`` to why.
@@ -30,7 +41,9 @@ import copy
 import functools
 import importlib
 import json
+import math
 import random
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,15 +53,32 @@ from gymnasium.utils import seeding
 
 from turngym.core.actions import BracketedMove
 from turngym.core.env import TurnEnv
-from turngym.core.errors import ActionError, EnvUnavailable, SnapshotError
+from turngym.core.errors import ActionError, EnvUnavailable, GameStuck, SnapshotError
 from turngym.core.types import Action, Observation, action_text
 from turngym.envs.adapters import _routing, textarena_snapshot
-from turngym.envs.adapters.textarena_moves import Opponent, candidate_moves, make_opponent
+from turngym.envs.adapters._deadline import TimeUp, call_within
+from turngym.envs.adapters.textarena_moves import Opponent, candidate_moves, family, make_opponent
 
 #: the opponents' stream is seeded with seed + this, apart from the game's stream
 _OPPONENT_SEED_OFFSET = 0x9E3779B97F4A7C15
-#: opponent moves allowed between two learner moves before the env gives up (a stuck opponent)
+#: opponent moves allowed between two learner moves before the episode is cut (a stuck opponent)
 MAX_OPPONENT_MOVES = 1000
+#: seconds a step (or the opponents' moves in reset) may take before the game is cut inside
+STEP_TIME_LIMIT = 10.0
+#: seeds drawn for ``reset()`` without one stay below this (numpy's legacy seeding takes 32 bits)
+_SEED_BOUND = 2**31
+#: TextArena families in which any reply is a legal utterance, in some phase at least (``accepts_any_text``)
+FREE_TEXT_FAMILIES = frozenset({
+    "DontSayIt", "IteratedPrisonersDilemma", "MarketEntryGame", "PublicGoodsGame", "SecretMafia",
+    "SimpleBlindAuction", "SimpleNegotiation", "Taboo", "ThreePlayerIPD", "TruthAndDeception",
+})  # fmt: skip
+#: TextArena families that punish a malformed move by their own rule (the turn is skipped, the snake dies)
+#: instead of asking again: the message that says so, which makes the step's ``info["action_error"]``
+RULED_INVALID = {
+    "Codenames": re.compile(r"did not provide a valid (clue|guess)"),
+    "Snake": re.compile(r"died due to invalid move"),
+    "Surround": re.compile(r"died due to invalid move"),
+}
 
 
 class TextArenaEnv(TurnEnv):
@@ -73,18 +103,22 @@ class TextArenaEnv(TurnEnv):
         opponent: str | Opponent = "random",
         add_brackets: bool | None = None,
         game_kwargs: dict[str, Any] | None = None,
+        step_time_limit: float | None = STEP_TIME_LIMIT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if num_players < 1:
             raise ValueError(f"num_players must be >= 1, got {num_players}")
+        if step_time_limit is not None and not step_time_limit > 0:
+            raise ValueError(f"step_time_limit must be > 0 seconds or None (no limit), got {step_time_limit!r}")
         if not callable(opponent) and opponent not in ("random", "first-legal"):
             raise ValueError(f"opponent {opponent!r} is unknown: use 'random', 'first-legal' or a callable str -> str")
         self.game, self.num_players, self.opponent = game, num_players, opponent
+        self.step_time_limit = step_time_limit
+        self.accepts_any_text = family(game) in FREE_TEXT_FAMILIES
         self._streams = _routing.Streams(0)
         self._opponent_rng = random.Random(0)
-        with _routing.activate(self._streams):
-            self._ta, default_brackets = _make(game, game_kwargs or {})
+        self._ta, default_brackets = _engine(game, game_kwargs or {}, self._streams)
         self.add_brackets = default_brackets if add_brackets is None else add_brackets
         # some games keep state across resets (KuhnPoker shuffles its deck in place): each reset
         # starts from the attributes the game had when it was made
@@ -101,63 +135,98 @@ class TextArenaEnv(TurnEnv):
         self._lazy_np_random: numpy.random.Generator | None = None
         self._pending_np_seed: int | None = None
         self._done = True
+        self._cut: str | None = None  # why the opponents' moves in reset() were cut
 
     # -- the TurnEnv pair -----------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        self._seed = seed
         if seed is not None:
             self._seed_np_random(seed)
-            self._streams.seed(seed)
-            if self.num_players > 1:
-                self._opponent_rng.seed(seed + _OPPONENT_SEED_OFFSET)
+        else:  # the game of a seed drawn from np_random: reset() too follows from the last seed
+            seed = int(self.np_random.integers(_SEED_BOUND))
+        self._seed = seed
+        self._streams.seed(seed)
         if self.num_players > 1:
+            self._opponent_rng.seed(seed + _OPPONENT_SEED_OFFSET)
             self._opponents = {
                 pid: make_opponent(self.opponent, self.game, self._opponent_rng) for pid in range(1, self.num_players)
             }
-        self._history = []
+        self._history, self._cut = [], None
         if self._pristine:
             _restore(self._ta, self._pristine)
         prev = _routing.use(self._streams)
         try:
             self._ta.reset(num_players=self.num_players, seed=seed)
-            self._done = self._play_opponents(False) if self.num_players > 1 else False
+            _no_turn_limit_fixed(self._ta.state)
+            self._done = self._bounded(self._play_opponents, False) if self.num_players > 1 else False
             text = self._learner_text()
+        except GameStuck as e:  # the opponents could not give player 0 the turn: the first step ends it
+            self._done, self._cut, text = True, str(e), ""
         finally:
             _routing.use(prev)
         self._first_text = text
-        if self._done:  # the opponents ended the game before player 0 moved (rare)
+        if self._done and self._cut is None:  # the opponents ended the game before player 0 moved (rare)
             text += self._outcome_text()
         return Observation.text(text), {}
 
     def step(self, action: Action):
         if self._done:
-            if not self._history:  # reset() fills it
+            if not self._history and self._cut is None:  # reset() fills them
                 raise ActionError("no game has started: call reset() first")
+            if self._cut is not None:
+                return self._cut_result(self._cut)
             # the opponents ended the game in reset(), before player 0 moved: this step ends the episode
             reward, info = self._outcome()
             return Observation.text(self._outcome_text().lstrip("\n")), reward, True, False, info
         text = action if type(action) is str else action_text(action)
         if self.add_brackets and "[" not in text and "]" not in text:
             text = f"[{text}]"
-        state = self._ta.state
-        errors_before = getattr(state, "error_count", 0)
         prev = _routing.use(self._streams)
         try:
-            done, _ = self._ta.step(text)
-            if not done and state.current_player_id == 0 and getattr(state, "error_count", 0) > errors_before:
-                messages = self._learner_messages()
-                self._history.append(_format(messages, self._ta, skip_from=0))
-                raise ActionError(_invalid_reason(messages))
-            if self.num_players > 1:
-                done = self._play_opponents(done)
-            obs_text = self._learner_text()
+            done, obs_text, ruled_invalid = self._bounded(self._play_turn, text)
+        except GameStuck as e:
+            return self._cut_result(str(e))
         finally:
             _routing.use(prev)
+        reward, info = self._outcome() if done else (0.0, {})
+        if ruled_invalid:
+            info.setdefault("action_error", ruled_invalid)
         if not done:
-            return Observation.text(obs_text), 0.0, False, False, {}
+            return Observation.text(obs_text), reward, False, False, info
         self._done = True
-        reward, info = self._outcome()
         return Observation.text(obs_text + self._outcome_text()), reward, True, False, info
+
+    def _play_turn(self, text: str) -> tuple[bool, str, str | None]:
+        """Player 0's move ``text``, then the opponents' until player 0 is to move again: whether the game
+        ended, what player 0 saw, and the game's message where its own rule punished a malformed move
+        (``RULED_INVALID``). ``ActionError`` for a move the game rejects and asks again."""
+        state = self._ta.state
+        errors_before = getattr(state, "error_count", 0)
+        done, _ = self._ta.step(text)
+        if not done and state.current_player_id == 0 and getattr(state, "error_count", 0) > errors_before:
+            messages = self._learner_messages()
+            self._history.append(_format(messages, self._ta, skip_from=0))
+            raise ActionError(_invalid_reason(messages))
+        ruled_invalid = _ruled_invalid(self.game, state.observations.get(0, []))
+        if self.num_players > 1:
+            done = self._play_opponents(done)
+        return done, self._learner_text(), ruled_invalid
+
+    def _bounded(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` cut after ``step_time_limit`` seconds (``GameStuck`` then)."""
+        if self.step_time_limit is None:
+            return fn(*args)
+        try:
+            return call_within(self.step_time_limit, fn, *args)
+        except TimeUp:
+            raise GameStuck(
+                f"TextArena's {self.game} took over {self.step_time_limit:g} s for one step (its own loop or its "
+                "opponents' moves do not end), so the episode was cut: pass step_time_limit=<seconds> to allow more"
+            ) from None
+
+    def _cut_result(self, cause: str):
+        self._done = True
+        text = f"[GAME] The episode was stopped: {cause}."
+        return Observation.text(text), 0.0, False, True, {"error": cause, "success": False}
 
     # -- gymnasium's np_random, seeded lazily: TextArena games never draw from it ------------------
     def _seed_np_random(self, seed: int) -> None:
@@ -212,9 +281,10 @@ class TextArenaEnv(TurnEnv):
             pid, messages = self._ta.get_observation()
             move = self._opponents[pid](_format(messages, self._ta))
             done, _ = self._ta.step(move)
-        raise RuntimeError(
-            f"{self.game}: the opponent made {MAX_OPPONENT_MOVES} moves without giving the turn back "
-            "(it keeps sending invalid moves?): pass opponent='first-legal' or a callable that plays this game"
+        raise GameStuck(
+            f"the opponents of TextArena's {self.game} made {MAX_OPPONENT_MOVES} moves without giving player 0 "
+            "the turn back (they keep sending invalid moves, or player 0 is out of the game): pass "
+            "opponent='first-legal' or a callable that plays this game"
         )
 
     def _learner_messages(self) -> list:
@@ -250,6 +320,13 @@ class TextArenaEnv(TurnEnv):
 
 
 _PLAYER_ACTION = _GAME_ADMIN = None  # TextArena's ObservationType members, set by _make
+
+
+def _no_turn_limit_fixed(state: Any) -> None:
+    """A state made with ``max_turns=None`` (an "unlimited" variant) gets no limit: TextArena 0.7.4's
+    ``check_turn_limit`` compares the turn with None and raises ``TypeError`` on the first move."""
+    if getattr(state, "max_turns", 0) is None:
+        state.max_turns = math.inf
 
 
 _STRICT_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # no default=: raises on non-JSON
@@ -294,6 +371,16 @@ def _format(messages: list, ta_env: Any, *, skip_from: int | None = None) -> str
     return "\n".join(lines)
 
 
+def _ruled_invalid(game: str, messages: list) -> str | None:
+    """The game's message among ``messages`` that says it punished player 0's malformed move by its rule."""
+    pattern = RULED_INVALID.get(family(game))
+    if pattern is not None:
+        for sender, text, _ in messages:
+            if sender == -1 and pattern.search(text) and ("Player 0" in text or "Snake 0" in text):
+                return text
+    return None
+
+
 def _invalid_reason(messages: list) -> str:
     for _, text, kind in reversed(messages):
         if kind is _GAME_ADMIN:
@@ -317,6 +404,44 @@ def _jsonable(x: Any) -> Any:
         return x.name
     text = str(x)
     return type(x).__name__ if " at 0x" in text else text
+
+
+#: (game, its arguments) -> the engine made first in this process, the streams it was made with, brackets
+_PROTOTYPES: dict[tuple[str, str], tuple[Any, _routing.Streams, bool]] = {}
+
+
+def _engine(game: str, game_kwargs: dict[str, Any], streams: _routing.Streams) -> tuple[Any, bool]:
+    """A fresh TextArena engine for ``game`` drawing from ``streams``, and whether replies get brackets:
+    a copy of the engine made first in this process (making one can take a minute: the word games tag
+    235k words one at a time), sharing its big read-only containers (``textarena_snapshot``'s resources)."""
+    key = (game, repr(sorted(game_kwargs.items())))
+    if key not in _PROTOTYPES:
+        made = _routing.Streams(0)
+        with _routing.activate(made):
+            engine, brackets = _make(game, game_kwargs)
+        _PROTOTYPES[key] = (engine, made, brackets)
+    proto, made, brackets = _PROTOTYPES[key]
+    shared = textarena_snapshot.read_only_resources(proto, _small_containers(vars(proto)))
+    memo: dict[int, Any] = {id(value): value for value in shared.values()}
+    memo[id(made)], memo[id(made.py)] = streams, streams.py
+    try:
+        engine = copy.deepcopy(proto, memo)
+    except Exception:  # noqa: BLE001 - an engine that does not copy (a client, a lock) is made anew
+        with _routing.activate(streams):
+            return _make(game, game_kwargs)
+    _rebind_draws(engine, made, streams)
+    return engine, brackets
+
+
+def _rebind_draws(engine: Any, made: _routing.Streams, streams: _routing.Streams) -> None:
+    """Methods of ``made``'s streams that the game bound when made (Secretary's ``value_sampler =
+    random.random``), bound to ``streams`` instead: ``deepcopy`` keeps a builtin method as it is."""
+    for name, value in list(vars(engine).items()):
+        owner = getattr(value, "__self__", None)
+        if owner is made.py:
+            setattr(engine, name, getattr(streams.py, value.__name__))
+        elif owner is not None and owner is made._np:
+            setattr(engine, name, getattr(streams.np, value.__name__))
 
 
 def _make(game: str, game_kwargs: dict[str, Any]) -> tuple[Any, bool]:

@@ -22,16 +22,18 @@ from functools import cache
 _MOVE = re.compile(r"\[([^\[\]\n]{1,40})\]")
 _ROLE = re.compile(r"^(GAME|Player \d+|Team \d+|Moderator)$")
 _LISTING = re.compile(r"available|valid|legal|possible|options|choose|choices", re.IGNORECASE)
+#: a placeholder in a listed move ("[bet X]", "Submit '[X]'"): a move needs a number there
+_PLACEHOLDER = re.compile(r"\b[XN]\b")
 
 Opponent = Callable[[str], str]
 
 
 def bracketed(text: str) -> list[str]:
-    """The distinct bracketed moves of ``text``, in order, as ``[move]``."""
+    """The distinct bracketed moves of ``text``, in order, as ``[move]``; a placeholder X or N becomes 1."""
     seen: dict[str, None] = {}
     for m in _MOVE.findall(text):
         if not _ROLE.match(m.strip()):
-            seen.setdefault(f"[{m}]", None)
+            seen.setdefault(f"[{_PLACEHOLDER.sub('1', m)}]", None)
     return list(seen)
 
 
