@@ -61,6 +61,22 @@ SETUPS: dict[str, dict[str, Any]] = {
         # ~0.5 s, so ~10 s an iteration against ~1 s for the on-policy loop's 64 episodes
         "archer": {"warmup_iterations": 4, "critic_steps": 10, "actor_steps": 3, "batch_size": 64, "micro_batch_size": 64},
     },
+    "lookup": {
+        # MT-GRPO's two-turn search-then-answer task (issue 17): the turn reward pays 0.5 for a search whose result
+        # holds the answer, 1 for the exact answer; the setup of perf/turn_credit.py's lookup runs, ArCHer's as above
+        "model": ("lookup-tiny", {"size": "tiny", "tokenizer": "task:lookup", "template": "compact", "init_std": 0.02}),
+        "env": {"id": "turngym/Lookup-v0", "kwargs": {"n_people": 4, "reward": "turn"}, "max_turns": 2},
+        "system_prompt": "",
+        "max_new_tokens": 6,
+        "episodes_per_iteration": 64,
+        "group_size": 8,
+        "iterations": 40,
+        "eval_every": 2,
+        "eval_seeds": 64,
+        "threshold": (0.3, 0.5),
+        "lr": 1e-3,
+        "archer": {"warmup_iterations": 4, "critic_steps": 10, "actor_steps": 3, "batch_size": 64, "micro_batch_size": 64},
+    },
     "twenty_questions": {
         "model": ("tiny", {}),  # the 32k mistral tokenizer: the ontology's words are in it
         "env": {"id": "turngym/TwentyQuestions-v0", "kwargs": {}, "max_turns": 20},

@@ -59,7 +59,7 @@ TASKS: dict[str, dict] = {
         "env": {"id": "turngym/TextNav-v0", "kwargs": {"n_rooms": 2, "n_objects": 1, "reward": "subgoals"},
                 "max_turns": 10},
         "tokenizer": "task:text_nav",
-        "max_new_tokens": 8,
+        "max_new_tokens": 18,  # the longest command, "[pick up the X out of the Y]", is 17 tokens (spaces are tokens)
         "threshold": 0.5,
         "claim": "(no paper figure on this task; LMRL-Gym's Text-Nav has a sparse reward)",
     },
