@@ -382,12 +382,17 @@ def load_object(path: str) -> Any:
     return obj
 
 
+#: the Debian package of a program whose package is named otherwise
+_DEBIAN_PACKAGE = {"java": "openjdk-17-jre-headless"}
+
+
 def _requirement_missing(req: str) -> str | None:
     kind, _, name = req.partition(":")
     if kind == "module":
         return None if _module_present(name) else f"the Python package providing {name!r} is not installed (make setup)"
     if kind == "bin":
-        return None if find_program(name) else f"the program {name!r} is not on PATH (apt-get install {name})"
+        package = _DEBIAN_PACKAGE.get(name, name)
+        return None if find_program(name) else f"the program {name!r} is not on PATH (apt-get install {package})"
     if kind == "docker":  # TURNGYM_SANDBOX=local (sandboxes/local.py): commands run in this place, no engine needed
         return None if os.environ.get("TURNGYM_SANDBOX", "").strip().lower() == "local" else _docker_missing()
     if kind == "browser":
