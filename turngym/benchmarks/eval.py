@@ -150,18 +150,24 @@ def eval_config(
 def check_partner_specs(suite: Suite) -> None:
     """``check_agent_spec`` on the dialogue partners given as agent specs in the envs' kwargs (``partner=``,
     ``oracle=``: turngym.core.partner), so a wrong one stops the run before any episode."""
+    for entry in suite.envs:
+        check_partner_kwargs(entry.kwargs, where=f"env {entry.name!r}, kwarg")
+
+
+def check_partner_kwargs(kwargs: Mapping[str, Any], *, where: str) -> None:
+    """``check_agent_spec`` on each partner spec in one env's ``kwargs`` (nothing is built); the ConfigError
+    starts with ``where`` and the option (``--kwargs oracle: ...``)."""
     from turngym.agents.partner import partner_spec
     from turngym.core.partner import PARTNER_OPTIONS, is_partner_spec
 
-    for entry in suite.envs:
-        for option in PARTNER_OPTIONS:
-            value = entry.kwargs.get(option)
-            if is_partner_spec(value):
-                try:
-                    spec, _ = partner_spec(value)
-                except ConfigError as e:
-                    raise ConfigError(f"env {entry.name!r}, kwarg {option}: {e}") from None
-                check_agent_spec(spec, where=f"env {entry.name!r}, kwarg {option}:")
+    for option in PARTNER_OPTIONS:
+        value = kwargs.get(option)
+        if is_partner_spec(value):
+            try:
+                spec, _ = partner_spec(value)
+            except ConfigError as e:
+                raise ConfigError(f"{where} {option}: {e}") from None
+            check_agent_spec(spec, where=f"{where} {option}:")
 
 
 def _env_args(value: str | Mapping[str, Any]) -> dict[str, Any]:
@@ -524,6 +530,7 @@ __all__ = [
     "EvalConfig",
     "RunPlan",
     "check_agent_spec",
+    "check_partner_kwargs",
     "check_partner_specs",
     "default_run_dir",
     "eval_config",

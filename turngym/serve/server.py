@@ -42,7 +42,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import turngym
-from turngym.core.errors import ConfigError, ServeError
+from turngym.core.errors import ServeError
 from turngym.core.registry import env_info
 from turngym.core.wrappers import aclose
 from turngym.serve import episode, mcp, wire
@@ -417,18 +417,9 @@ def _client(conn: Request | WebSocket) -> str:
 def check_partners(config: ServeConfig) -> None:
     """A dialogue partner given as an agent spec in the env kwargs names an LLM agent whose model exists
     (``ConfigError`` otherwise), checked before the socket is bound; nothing is built here."""
-    from turngym.agents.partner import partner_spec
-    from turngym.benchmarks.eval import check_agent_spec
-    from turngym.core.partner import PARTNER_OPTIONS, is_partner_spec
+    from turngym.benchmarks.eval import check_partner_kwargs
 
-    for option in PARTNER_OPTIONS:
-        value = config.env_kwargs.get(option)
-        if is_partner_spec(value):
-            try:
-                spec, _ = partner_spec(value)
-            except ConfigError as e:
-                raise ConfigError(f"--kwargs {option}: {e}") from None
-            check_agent_spec(spec, where=f"--kwargs {option}:")
+    check_partner_kwargs(config.env_kwargs, where="--kwargs")
 
 
 def _make(env_id: str, kwargs: dict[str, Any]) -> gymnasium.Env:
