@@ -28,16 +28,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 OUT = REPO / "perf" / "results" / "turn_credit"
 
-ALGORITHMS = ("grpo", "mt_grpo", "gigpo", "branch_baseline")
+ALGORITHMS = ("grpo", "mt_grpo", "gigpo", "branch_baseline", "bilevel_gae")
 #: the estimator options per algorithm: mean-only normalisation everywhere (the demo's), the papers' defaults else
 ALGORITHM = {
     "grpo": {"name": "grpo", "norm": "mean"},
     "mt_grpo": {"name": "mt_grpo", "norm": "mean"},
     "gigpo": {"name": "gigpo", "norm": "mean"},
     "branch_baseline": {"name": "branch_baseline", "k": 4, "norm": "mean"},
+    "bilevel_gae": {"name": "bilevel_gae"},  # RAGEN's defaults: gamma_turn 0.95, lambda 1, whitened, a turn critic
 }
 #: episodes per task instance an iteration (branch_baseline: roots x k = the same 8)
-GROUP_SIZE = {"grpo": 8, "mt_grpo": 8, "gigpo": 8, "branch_baseline": 2}
+GROUP_SIZE = {"grpo": 8, "mt_grpo": 8, "gigpo": 8, "branch_baseline": 2, "bilevel_gae": 8}
 
 #: the tasks: env, the task vocabulary, reply length, the success threshold for "episodes to reach"
 TASKS: dict[str, dict] = {
@@ -160,7 +161,7 @@ def report() -> None:
             r.update(curves(run_dir, r["threshold"]))
             path.write_text(json.dumps(r, indent=1))
         runs.append(r)
-    colors = dict(zip(ALGORITHMS, ("tab:gray", "tab:green", "tab:blue", "tab:red"), strict=True))
+    colors = dict(zip(ALGORITHMS, ("tab:gray", "tab:green", "tab:blue", "tab:red", "tab:purple"), strict=True))
     lines = ["# Turn-level credit: grpo vs mt_grpo vs gigpo vs branch_baseline (perf/turn_credit.py)", ""]
     for task, t in TASKS.items():
         mine = [r for r in runs if r["task"] == task]

@@ -40,13 +40,22 @@ def _ids() -> list[str]:
 
 
 IDS = _ids()
+#: ids that fail a check for a known reason not fixed yet (the test still runs them: a fix shows as XPASS)
+KNOWN = {
+    "miniwob/email-inbox-noscroll-v1": (
+        "two loads of one seed can give page trees with other element numbers (a render race in the observation's "
+        "settle, not the seed: the same emails, one element more or less when the tree is read); issue 16, item 5"
+    ),
+}
 
 
 def _options(env_id: str) -> dict[str, int]:
     return next((options for prefix, options in LIGHTER.items() if env_id.startswith(prefix)), {})
 
 
-@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize(
+    "env_id", [pytest.param(i, marks=pytest.mark.xfail(reason=KNOWN[i], strict=False)) if i in KNOWN else i for i in IDS]
+)
 def test_env_passes_every_check(env_id):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Gymnasium's checker warns about things text envs cannot have
