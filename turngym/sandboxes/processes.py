@@ -10,22 +10,24 @@ Each process is recorded in a pid file, ``<runtime dir>/processes/<kind>/<owner 
 its pid, the marker on its command line (so a reused pid is never killed) and its owner's pid and
 start time (so a reused owner pid does not keep it alive). ``reap_orphans(kind)`` kills the processes
 of owners that are gone (a run that was SIGKILLed); the next start of the same kind calls it.
-The browser sandbox keeps its own pid files in the same format (``sandboxes/browser/reaper.py``).
+The browser sandbox keeps its pid files in the same format in its own directory and reaps them with
+``reap_pid_files`` (``sandboxes/browser/reaper.py``).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
+import signal
 import tempfile
 import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from turngym.sandboxes.browser.reaper import cmdline, kill_group
 from turngym.sandboxes.reaper import start_ticks
 
 log = logging.getLogger(__name__)
@@ -79,10 +81,32 @@ class OwnedProcess:
         return hash(self.marker)
 
 
+def cmdline(pid: int) -> str:
+    """The command line of ``pid``, arguments joined by spaces (empty if there is no such process)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL ``pid``'s process group (if it leads one) and ``pid``; a process already gone is no error."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+
+
 def reap_orphans(kind: str) -> list[int]:
     """Kill the processes of ``kind`` whose owning process is gone; their pids. Safe to call any time."""
+    return reap_pid_files(runtime_dir(kind), kind)
+
+
+def reap_pid_files(directory: Path, what: str) -> list[int]:
+    """Kill the processes recorded in the pid files of ``directory`` whose owning process is gone (``what``
+    names them in the log); their pids. A pid whose command line lacks the record's marker is not ours."""
     killed = []
-    for file in runtime_dir(kind).glob("*.json"):
+    for file in directory.glob("*.json"):
         try:
             rec = json.loads(file.read_text())
             owner, owner_start, marker, pids = rec["owner"], rec.get("owner_start"), rec["marker"], rec["pids"]
@@ -97,7 +121,7 @@ def reap_orphans(kind: str) -> list[int]:
                 killed.append(pid)
         file.unlink(missing_ok=True)
     if killed:
-        log.warning("killed %d orphaned %s process(es) of a finished owner: %s", len(killed), kind, killed)
+        log.warning("killed %d orphaned %s process(es) of a finished owner: %s", len(killed), what, killed)
     return killed
 
 
