@@ -24,6 +24,7 @@ PUBLIC = [
     "PageHung",
     "RegistryError",
     "RemoteEnvError",
+    "RolloutError",
     "SandboxError",
     "ServeError",
     "SnapshotError",

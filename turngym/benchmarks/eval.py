@@ -43,6 +43,7 @@ from turngym.core.config import apply_overrides, config_diff, describe_change, d
 from turngym.core.errors import ConfigError, did_you_mean
 from turngym.core.registry import env_info
 from turngym.core.types import Episode, ImagePart, Message
+from turngym.distributed.ray_rollout import RayOptions
 
 CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"
@@ -50,7 +51,7 @@ REPORT_FILE = "report.html"
 IMAGES_DIR = "images"
 
 #: fields that may change between an interrupted run and its resume (they do not change the tasks)
-RESUMABLE_CHANGES = frozenset({"concurrency"})
+RESUMABLE_CHANGES = frozenset({"concurrency", "ray"})
 
 
 class AgentConfig(BaseModel):
@@ -85,7 +86,10 @@ class EvalConfig(BaseModel):
     episodes: int | None = Field(default=None, ge=1)
     #: episodes per task instance (overrides the suite's group_size)
     group_size: int | None = Field(default=None, ge=1)
+    #: episodes in flight (on each Ray rollout worker, with ``ray``)
     concurrency: int = Field(default=8, ge=1)
+    #: play on Ray rollout workers (``--ray [ADDRESS] --workers N``) instead of the local runner
+    ray: RayOptions | None = None
     #: seconds for one agent act plus one env step
     turn_timeout: float | None = Field(default=None, gt=0)
     episode_timeout: float | None = Field(default=None, gt=0)
@@ -295,7 +299,7 @@ def plan_run(cfg: EvalConfig, run_dir: str | Path) -> RunPlan:
 
 async def play(
     tasks: Sequence[EpisodeTask],
-    agent: Agent,
+    agent: Agent | AgentConfig,
     *,
     store: EpisodeStore,
     run_dir: Path,
@@ -304,9 +308,13 @@ async def play(
     turn_timeout: float | None = None,
     episode_timeout: float | None = None,
     on_episode: Callable[[Episode], None] | None = None,
+    ray: RayOptions | None = None,
+    on_event: Callable[[str], None] | None = None,
 ) -> list[Episode]:
     """Play ``tasks`` with ``agent`` (which stays open); each finished episode, its images written to files
-    under ``run_dir``, is appended to ``store`` as it finishes. The episodes, in task order."""
+    under ``run_dir``, is appended to ``store`` as it finishes. The episodes, in task order. With ``ray``, the
+    tasks are played on Ray rollout workers that build the agent from ``agent`` (an ``AgentConfig``) on their
+    nodes (turngym.distributed.ray_rollout); ``on_event`` sees a line for their placement and for each one lost."""
     if not tasks:
         return []
 
@@ -318,22 +326,26 @@ async def play(
             on_episode(ep)
 
     stored: dict[str, Episode] = {}
-    await run_episodes(
-        tasks,
-        agent,
-        concurrency=concurrency,
-        turn_timeout=turn_timeout,
-        episode_timeout=episode_timeout,
-        run_id=run_id,
-        on_episode=record,
-    )
+    timeouts = {"turn_timeout": turn_timeout, "episode_timeout": episode_timeout}
+    if ray is not None:
+        from turngym.distributed.ray_rollout import run_episodes_ray
+
+        if not isinstance(agent, AgentConfig):
+            raise TypeError("with ray=, play() takes the agent as an AgentConfig (each worker builds its own)")
+        await run_episodes_ray(
+            tasks, agent.spec, agent_options=agent.options, ray=ray, concurrency=concurrency, run_id=run_id,
+            on_episode=record, on_event=on_event, **timeouts,
+        )
+    else:
+        await run_episodes(tasks, agent, concurrency=concurrency, run_id=run_id, on_episode=record, **timeouts)
     return [stored[t.episode_id] for t in tasks if t.episode_id in stored]
 
 
 def prepare_agent(plan: RunPlan) -> Agent | None:
-    """The agent of ``plan`` (None when nothing is pending), built now: a model that does not load or an agent
-    option that is wrong stops the run before any episode (``execute(plan, agent=...)`` then plays with it)."""
-    if not plan.pending:
+    """The agent of ``plan`` (None when nothing is pending, or when Ray workers build their own), built now: a model
+    that does not load or an agent option that is wrong stops the run before any episode (``execute(plan,
+    agent=...)`` then plays with it)."""
+    if not plan.pending or plan.cfg.ray is not None:
         return None
     from turngym.agents.base import make_agent
 
@@ -341,11 +353,16 @@ def prepare_agent(plan: RunPlan) -> Agent | None:
 
 
 async def execute(
-    plan: RunPlan, *, on_episode: Callable[[Episode], None] | None = None, agent: Agent | None = None
+    plan: RunPlan,
+    *,
+    on_episode: Callable[[Episode], None] | None = None,
+    agent: Agent | None = None,
+    on_event: Callable[[str], None] | None = None,
 ) -> Summary:
     """Play the pending tasks of ``plan``, append each episode to the store, then write the summary
-    and the report. ``on_episode`` sees each new episode (progress bars). ``agent``: one made beforehand
-    (``prepare_agent``), which ``execute`` closes; by default it is made here."""
+    and the report. ``on_episode`` sees each new episode (progress bars), ``on_event`` the Ray workers' lines.
+    ``agent``: one made beforehand (``prepare_agent``), which ``execute`` closes; by default it is made here
+    (with ``cfg.ray``, each rollout worker makes its own)."""
     from turngym.benchmarks.report import write_report
 
     cfg, run_dir = plan.cfg, plan.run_dir
@@ -354,7 +371,16 @@ async def execute(
     pending = plan.pending
     if not pending and agent is not None:
         await agent.aclose()
-    if pending:
+    if pending and cfg.ray is not None:
+        if agent is not None:  # the workers build their own
+            await agent.aclose()
+        with EpisodeStore(path=run_dir / EPISODES_FILE) as store:
+            new = await play(
+                pending, cfg.agent, store=store, run_dir=run_dir, run_id=run_dir.name, concurrency=cfg.concurrency,
+                turn_timeout=cfg.turn_timeout, episode_timeout=cfg.episode_timeout, on_episode=on_episode,
+                ray=cfg.ray, on_event=on_event,
+            )
+    elif pending:
         agent = agent if agent is not None else prepare_agent(plan)
         assert agent is not None
         with EpisodeStore(path=run_dir / EPISODES_FILE) as store:

@@ -1,7 +1,7 @@
 """The ``turngym`` command line (typer + rich): one module per verb, assembled here.
 
     turngym envs list [--all]            turngym envs info ID           turngym envs check ID|--all
-    turngym eval --suite smoke|--env ID --agent scripted [--episodes N] [--out DIR] [--set k=v]
+    turngym eval --suite smoke|--env ID --agent scripted [--episodes N] [--out DIR] [--set k=v] [--ray [ADDRESS]]
     turngym play ID [--seed N]           turngym view RUN_DIR           turngym compare RUN_A RUN_B
     turngym train -c run.yaml [--set k=v] [--resume]                    turngym quickstart
     turngym serve ID [ID ...] [--port P] [--docker]                     turngym init NAME
@@ -59,9 +59,26 @@ app.add_typer(bench_app, name="bench")
 app.command("init")(init)
 
 
+#: options whose value may be left out (typer has no optional values): the value they then take
+OPTIONAL_VALUES = {"--ray": "local"}
+
+
+def optional_values(argv: list[str]) -> list[str]:
+    """``argv`` with the default value put after an option of ``OPTIONAL_VALUES`` given bare (at the end, or
+    before another option): ``eval --ray --workers 4`` reads as ``eval --ray local --workers 4``."""
+    out = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        if arg == "--":
+            return out + argv[i + 1 :]
+        if arg in OPTIONAL_VALUES and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+            out.append(OPTIONAL_VALUES[arg])
+    return out
+
+
 def main() -> None:
     reexec_under_vllm(sys.argv[1:])  # a vllm command from a Python without vLLM runs under .venv-vllm
-    app()
+    app(args=optional_values(sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -40,7 +40,19 @@ def eval_(
             help="Task instances per env, the same for every env (overrides the suite; an env that lists its seeds plays its first N). [default: the suite's, 10 with --env]"
         ),
     ] = None,
-    concurrency: Annotated[int | None, typer.Option(help="Episodes in flight. [default: 8]")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Episodes in flight (on each worker, with --ray). [default: 8]")
+    ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="[ADDRESS]",
+            help="Play on Ray rollout workers: --ray alone (or --ray local) starts a local Ray instance for the run; "
+            "--ray auto or --ray HOST:PORT joins a running cluster (needs turngym\\[ray]).",
+        ),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Ray rollout workers, with --ray. [default: 2]")] = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Run directory [default: runs/<suite>-<agent>-<time>]; rerun with the same --out to resume."),
@@ -59,9 +71,14 @@ def eval_(
     before any episode is played.
     """
     from turngym.benchmarks.eval import default_run_dir, eval_config, plan_run, prepare_agent
-    from turngym.core.errors import TurngymError
+    from turngym.core.errors import ConfigError, TurngymError
 
     try:
+        if workers is not None and ray is None:
+            raise ConfigError(
+                f"--workers {workers} goes with --ray: add --ray (a local Ray instance) or --ray ADDRESS (a cluster), "
+                "or drop --workers to play on the local runner (its width is --concurrency)"
+            )
         cfg = eval_config(
             suite,
             agent=agent,
@@ -73,6 +90,7 @@ def eval_(
             group_size=group_size,
             turn_timeout=turn_timeout,
             episode_timeout=episode_timeout,
+            ray=None if ray is None else {"address": ray, **({"workers": workers} if workers is not None else {})},
         )
         run_dir = out if out is not None else default_run_dir(cfg)
         plan = plan_run(cfg, run_dir)
@@ -159,9 +177,12 @@ def _run_with_progress(plan: Any, agent: Any = None) -> Any:
         stats["err"] += bool(ep.error)
         progress.update(task, advance=1, stats=f"success {stats['ok']}  errors {stats['err']}")
 
+    def event(line: str) -> None:
+        progress.console.print(line, highlight=False, soft_wrap=True)
+
     try:
         with progress:
-            return asyncio.run(execute(plan, on_episode=advance, agent=agent))
+            return asyncio.run(execute(plan, on_episode=advance, agent=agent, on_event=event))
     except KeyboardInterrupt:
         raise fail(
             f"interrupted; the finished episodes are stored in {plan.run_dir}: rerun the same command to resume",

@@ -12,6 +12,7 @@
     ├── BackendError             (RuntimeError) a model server answered with an error or breaks the token contract
     ├── StaleWeightsError        (RuntimeError) the rollout engine does not serve the weights just pushed to it
     ├── LearnerError             (RuntimeError) a process of the data-parallel learner died, hung or diverged
+    ├── RolloutError             (RuntimeError) Ray rollout workers cannot go on: all are gone, or one raised
     ├── CheckFailed              (AssertionError) an env failed one of ``turngym envs check``'s checks
     ├── GameStuck                (RuntimeError) a wrapped game cannot go on within its bounds (ends the episode truncated)
     ├── RemoteEnvError           (ConnectionError) a served env that cannot be reached, or lost mid-step
@@ -50,6 +51,7 @@ __all__ = [
     "PageHung",
     "RegistryError",
     "RemoteEnvError",
+    "RolloutError",
     "SandboxError",
     "ServeError",
     "SnapshotError",
@@ -124,6 +126,11 @@ class StaleWeightsError(TurngymError, RuntimeError):
 class LearnerError(TurngymError, RuntimeError):
     """A process of the data-parallel learner (``learner.processes`` > 1) exited, hung past ``learner.timeout``, or
     holds other parameters than rank 0; the message names the rank and the process."""
+
+
+class RolloutError(TurngymError, RuntimeError):
+    """Rollout workers (Ray actors) cannot go on: every one is gone, or one raised; the message names the worker
+    (pid, host, node) and the cause. The episodes that finished are kept."""
 
 
 class GameStuck(TurngymError, RuntimeError):

@@ -107,3 +107,13 @@ def register_games() -> None:
         tags=("game", "lmrl-gym", "dialogue", "partner"),
         expert=f"{_GAMES}.car_dealer:expert",
     )
+    register(
+        "turngym/Wait-v0",
+        f"{_GAMES}.wait:WaitEnv",
+        description="A timing env: each step waits step_seconds (50 ms, I/O-bound) for `turns` turns (5); repeat "
+        "the code shown. For measuring runners and rollout workers.",
+        max_turns=1000,
+        reward_range=(0.0, 1.0),
+        tags=("benchmark",),
+        expert=f"{_GAMES}.wait:expert",
+    )

@@ -1,0 +1,372 @@
+"""Rollouts on a Ray cluster: rollout workers are Ray actors, each playing its share of the tasks with the local
+runner (``turngym.agents.runner.run_episodes``) on its own node, where its envs, their Docker sandboxes, browsers
+and JVMs live; the episodes stream back to the driver as they finish.
+
+    result = await run_episodes_ray(tasks, "scripted", ray=RayOptions(address="auto", workers=4),
+                                    on_episode=store.append)
+
+- **Connection.** ``address="local"`` starts a Ray instance for the call and stops it after (dashboard and usage
+  stats off, the object store bounded to 256 MiB, traffic on loopback); ``"auto"`` or ``"HOST:PORT"`` joins a
+  running cluster (``ray start --head``), which must run the same Ray version. A process that has already called
+  ``ray.init`` keeps its connection.
+- **Placement.** One bundle per worker (``{"CPU": cpus_per_worker}``) in a SPREAD placement group, so the workers
+  land on as many nodes as have room. When the tasks' envs need Docker or a browser (their ``requires``) and the
+  cluster offers a ``docker`` / ``chromium`` resource (nodes started with ``--resources '{"docker": 1}'``), each
+  bundle takes a sliver of it, so the workers land only on nodes that have one; a cluster that names no such
+  resource places them anywhere.
+- **Groups stay on one worker** (a group's episodes share one task instance): each group goes to the worker
+  with the fewest tasks so far, in task order, so a run deals the same way every time. ``concurrency`` is the
+  episodes in flight on each worker.
+- **The agent** is built on each worker from its spec (``make_agent(spec, **options)``): a model directory must be
+  readable on every node, and ``openai:URL#MODEL`` has every worker ask one server.
+- **Faults.** A worker that dies (SIGKILL, out of memory, its node lost) has the tasks whose episodes had not
+  reached the driver replayed on the workers left (same tasks, same seeds), dealt the same way; an episode counts
+  once, when it reaches the driver, so none is lost or stored twice. The run stops with ``RolloutError`` only when
+  no worker is left, or when a worker raises (an agent that does not build, a bad task). The dead worker's
+  containers stop when their owner does (turngym.sandboxes.docker), its JVMs and browsers likewise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from turngym.agents.runner import EpisodeTask, run_episodes
+from turngym.core.errors import ConfigError, RolloutError
+from turngym.core.types import Episode
+
+__all__ = ["RayOptions", "RayRollout", "RolloutWorker", "deal", "run_episodes_ray"]
+
+#: the object store of a Ray instance started here: episodes are small, and the machine's memory is the envs'
+OBJECT_STORE_BYTES = 256 * 2**20
+#: seconds to wait for the cluster to place the workers before saying it cannot
+PLACE_TIMEOUT = 60.0
+#: seconds a worker gets to close its agent at the end before it is killed
+CLOSE_TIMEOUT = 30.0
+#: the cluster resource that stands for each env requirement (``EnvInfo.requires``)
+NODE_RESOURCES = {"docker": "docker", "browser": "chromium"}
+#: how much of that resource one worker takes (so a node offering 1 holds up to 1,000 workers)
+RESOURCE_SLIVER = 0.001
+
+
+class RayOptions(BaseModel):
+    """Where and how wide the Ray rollouts run (``turngym eval --ray [ADDRESS] --workers N``, ``ray:`` in configs)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    #: "local" starts a Ray instance for the run; "auto" or "HOST:PORT" joins a running cluster
+    address: str = "local"
+    workers: int = Field(default=2, ge=1)
+    cpus_per_worker: float = Field(default=1.0, gt=0)
+
+
+@dataclass
+class RayRollout:
+    """What ``run_episodes_ray`` played, and where."""
+
+    #: the episodes, in the order of the tasks
+    episodes: list[Episode]
+    #: each worker: index, pid, host, node (Ray's node id)
+    workers: list[dict[str, Any]] = field(default_factory=list)
+    #: episode id -> index of the worker whose episode reached the driver
+    played_on: dict[str, int] = field(default_factory=dict)
+    #: episode id -> index of the worker that died before its episode reached the driver (it was played again)
+    replayed: dict[str, int] = field(default_factory=dict)
+    #: worker index -> why it is gone
+    lost: dict[int, str] = field(default_factory=dict)
+
+
+class RolloutWorker:
+    """The Ray actor (``ray.remote(RolloutWorker)``): builds the agent once, then plays the shares it is given with
+    the local runner, streaming each episode back as it finishes. Its envs are made and closed per share."""
+
+    def __init__(self, index: int, agent_spec: str, agent_options: dict[str, Any]) -> None:
+        self.index = index
+        self.agent_spec, self.agent_options = agent_spec, dict(agent_options)
+        self._agent: Any = None
+        self._partners: Any = None
+
+    def where(self) -> dict[str, Any]:
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        return {"index": self.index, "pid": os.getpid(), "host": socket.gethostname(), "node": node}
+
+    async def play(self, tasks: list[EpisodeTask], options: dict[str, Any]):  # an async generator of episodes
+        if self._agent is None:
+            from turngym.agents.base import make_agent
+            from turngym.agents.partner import PartnerPool
+
+            self._agent = make_agent(self.agent_spec, **self.agent_options)
+            self._partners = PartnerPool()
+        finished: asyncio.Queue[Episode | None] = asyncio.Queue()
+        job = asyncio.ensure_future(
+            run_episodes(tasks, self._agent, partners=self._partners, on_episode=finished.put_nowait, **options)
+        )
+        job.add_done_callback(lambda _: finished.put_nowait(None))
+        try:
+            while (episode := await finished.get()) is not None:
+                yield episode
+            await job  # what the runner raised, if it did
+        finally:
+            if not job.done():  # the driver went away or cancelled: the runner closes its envs
+                job.cancel()
+                await asyncio.gather(job, return_exceptions=True)
+
+    async def close(self) -> None:
+        if self._agent is not None:
+            await self._agent.aclose()
+        if self._partners is not None:
+            await self._partners.aclose()
+
+
+def deal(tasks: Sequence[EpisodeTask], workers: int) -> list[list[EpisodeTask]]:
+    """``tasks`` split into ``workers`` shares, each group (``group_id``) whole in one share: a group goes to the
+    share with the fewest tasks so far (the lowest index on a tie), in task order."""
+    groups: dict[str, list[EpisodeTask]] = {}
+    for task in tasks:
+        groups.setdefault(task.group_id or task.episode_id, []).append(task)
+    shares: list[list[EpisodeTask]] = [[] for _ in range(workers)]
+    for group in groups.values():
+        min(shares, key=len).extend(group)
+    return shares
+
+
+async def run_episodes_ray(
+    tasks: Sequence[EpisodeTask],
+    agent: str,
+    *,
+    agent_options: dict[str, Any] | None = None,
+    ray: RayOptions | None = None,
+    concurrency: int = 8,
+    turn_timeout: float | None = None,
+    episode_timeout: float | None = None,
+    run_id: str = "",
+    on_episode: Callable[[Episode], None] | None = None,
+    on_event: Callable[[str], None] | None = None,
+) -> RayRollout:
+    """Play ``tasks`` with the agent of spec ``agent`` on Ray rollout workers; see the module docstring.
+    ``on_episode`` sees each episode as it reaches the driver, ``on_event`` a line for the placement and for each
+    worker lost."""
+    options = ray or RayOptions()
+    if any(t.parent is not None or t.branch_points for t in tasks):
+        raise ValueError("branching rollouts (branch_points, branch_tasks) run on the local runner, not on Ray workers")
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    if not tasks:
+        return RayRollout(episodes=[])
+    say = on_event or (lambda _line: None)
+    play_options = {
+        "concurrency": concurrency,
+        "turn_timeout": turn_timeout,
+        "episode_timeout": episode_timeout,
+        "run_id": run_id,
+    }
+    ray_module = import_ray()
+    with connected(ray_module, options):
+        workers = min(options.workers, len({t.group_id or t.episode_id for t in tasks}))
+        handles, group = await _start_workers(ray_module, tasks, agent, agent_options or {}, options, workers)
+        try:
+            result = RayRollout(episodes=[])
+            result.workers = await _gather(ray_module, [h.where.remote() for h in handles], "starting")
+            nodes = {w["node"] for w in result.workers}
+            placed = ", ".join(f"{w['index']}: pid {w['pid']} on {w['host']}" for w in result.workers)
+            say(f"rollout workers: {workers} on {len(nodes)} node(s), {concurrency} episodes in flight each ({placed})")
+            await _drive(ray_module, handles, deal(tasks, workers), play_options, result, on_episode, say)
+        finally:
+            await _stop_workers(ray_module, handles, group)
+    by_id = {e.episode_id: e for e in result.episodes}
+    result.episodes = [by_id[t.episode_id] for t in tasks]
+    return result
+
+
+def import_ray() -> Any:
+    """``ray``, with usage stats off and its traffic on loopback on a one-machine cluster (set before import)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "Ray rollouts need Ray, which is not installed: pip install 'turngym[ray]' (the same Ray version on every "
+            "node of the cluster), or run without --ray to use the local runner"
+        ) from None
+    return ray
+
+
+@contextlib.contextmanager
+def connected(ray: Any, options: RayOptions) -> Iterator[None]:
+    """Connected to Ray for the block: the existing connection, a cluster at ``options.address``, or a local
+    instance started (and stopped) here."""
+    if ray.is_initialized():
+        yield
+        return
+    address = options.address
+    try:
+        if address == "local":
+            ray.init(
+                address="local",
+                num_cpus=max(os.cpu_count() or 1, int(options.workers * options.cpus_per_worker + 0.999)),
+                include_dashboard=False,
+                object_store_memory=OBJECT_STORE_BYTES,
+                logging_level=logging.WARNING,
+            )
+        else:
+            ray.init(address=address, logging_level=logging.WARNING)
+    except Exception as e:  # noqa: BLE001 - whatever ray.init raises becomes one paragraph
+        raise ConfigError(
+            f"cannot use the Ray cluster at {address!r}: {type(e).__name__}: {e}. Start one (`ray start --head`) and "
+            "pass its address (HOST:PORT, or auto for the one on this machine), or pass --ray alone to start a local "
+            "one for the run"
+        ) from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+async def _start_workers(
+    ray: Any,
+    tasks: Sequence[EpisodeTask],
+    agent: str,
+    agent_options: dict[str, Any],
+    options: RayOptions,
+    workers: int,
+) -> tuple[list[Any], Any]:
+    from ray.util.placement_group import placement_group, remove_placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    from turngym.core.registry import env_info
+
+    offered = ray.cluster_resources()
+    needs = {
+        NODE_RESOURCES[req]: RESOURCE_SLIVER
+        for env_id in sorted({t.env_id for t in tasks})
+        for req in env_info(env_id).requires
+        if req in NODE_RESOURCES and NODE_RESOURCES[req] in offered
+    }
+    bundle = {"CPU": options.cpus_per_worker, **needs}
+    group = placement_group([dict(bundle) for _ in range(workers)], strategy="SPREAD")
+    try:
+        await asyncio.wait_for(group.ready(), PLACE_TIMEOUT)
+    except TimeoutError:
+        remove_placement_group(group)
+        free = {k: v for k, v in ray.available_resources().items() if k == "CPU" or k in NODE_RESOURCES.values()}
+        raise ConfigError(
+            f"the Ray cluster cannot place {workers} rollout workers of {bundle} each within {PLACE_TIMEOUT:.0f} s "
+            f"(free now: {free}): ask for fewer workers (--workers, ray.workers), less CPU each "
+            "(ray.cpus_per_worker), or add nodes"
+        ) from None
+    actor = ray.remote(RolloutWorker)
+    handles = [
+        actor.options(
+            num_cpus=options.cpus_per_worker,
+            resources=needs or None,
+            max_restarts=0,
+            scheduling_strategy=PlacementGroupSchedulingStrategy(placement_group=group, placement_group_bundle_index=i),
+        ).remote(i, agent, agent_options)
+        for i in range(workers)
+    ]
+    return handles, group
+
+
+async def _drive(
+    ray: Any,
+    handles: list[Any],
+    shares: list[list[EpisodeTask]],
+    play_options: dict[str, Any],
+    result: RayRollout,
+    on_episode: Callable[[Episode], None] | None,
+    say: Callable[[str], None],
+) -> None:
+    from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
+
+    got: dict[str, Episode] = {}
+    alive = set(range(len(handles)))
+
+    def where(w: int) -> str:
+        info = result.workers[w]
+        return f"rollout worker {w} (pid {info['pid']} on {info['host']}, node {info['node'][:8]})"
+
+    async def stream(w: int, share: list[EpisodeTask]) -> list[tuple[int, list[EpisodeTask]]]:
+        """Play ``share`` on worker ``w``; the shares to play elsewhere if the worker dies."""
+        episodes = handles[w].play.remote(share, play_options)
+        try:
+            async for ref in episodes:
+                episode = await ref
+                if episode.episode_id in got:  # played again after a loss that was only a delay: counted once
+                    continue
+                got[episode.episode_id] = episode
+                result.played_on[episode.episode_id] = w
+                if on_episode is not None:
+                    on_episode(episode)
+            return []
+        except (RayActorError, ActorUnavailableError) as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        except RayTaskError as e:
+            cause = e.cause if getattr(e, "cause", None) is not None else e
+            raise RolloutError(f"{where(w)} failed: {type(cause).__name__}: {cause}") from None
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                ray.cancel(episodes)
+            raise
+        # the worker is gone: what it had not sent is played again by the others
+        with contextlib.suppress(Exception):
+            ray.kill(handles[w])  # a worker that was only unreachable must not come back and play on
+        if w in alive:
+            alive.discard(w)
+            result.lost[w] = reason
+        left = [t for t in share if t.episode_id not in got]
+        for task in left:
+            result.replayed[task.episode_id] = w
+        if not alive:
+            raise RolloutError(
+                f"every rollout worker is gone, the last {where(w)}: {reason}. The {len(got)} episodes that "
+                "finished are kept; rerun to play the rest (an eval resumes from its run directory)"
+            )
+        survivors = sorted(alive)
+        say(f"{where(w)} is gone ({reason}): {len(left)} unfinished episode(s) played again on worker(s) {survivors}")
+        return [(survivors[i], share) for i, share in enumerate(deal(left, len(survivors))) if share]
+
+    jobs = {asyncio.ensure_future(stream(w, share)) for w, share in enumerate(shares) if share}
+    try:
+        while jobs:
+            done, jobs = await asyncio.wait(jobs, return_when=asyncio.FIRST_COMPLETED)
+            for job in done:
+                for w, share in job.result():
+                    jobs.add(asyncio.ensure_future(stream(w, share)))
+    finally:
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+    result.episodes = list(got.values())
+
+
+async def _stop_workers(ray: Any, handles: list[Any], group: Any) -> None:
+    """Each worker closes its agent (``CLOSE_TIMEOUT``), then every worker is killed and the placement removed."""
+    from ray.util.placement_group import remove_placement_group
+
+    closing = [h.close.remote() for h in handles]
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), CLOSE_TIMEOUT)
+    for handle in handles:
+        with contextlib.suppress(Exception):
+            ray.kill(handle)
+    with contextlib.suppress(Exception):
+        remove_placement_group(group)
+
+
+async def _gather(ray: Any, refs: list[Any], doing: str) -> list[Any]:
+    from ray.exceptions import RayError
+
+    try:
+        return list(await asyncio.gather(*refs))
+    except RayError as e:
+        raise RolloutError(f"a rollout worker failed while {doing}: {e}") from None
