@@ -218,6 +218,9 @@ class Episode(BaseModel):
     #: ``branch_turn`` turns are that episode's, copied with their tokens (mask 0: sampled once, in the parent)
     parent_id: str = ""
     branch_turn: int | None = None
+    #: the version of the policy that sampled it: in a training run, the number of updates in the weights the
+    #: rollout engine served (iteration k's episodes have k - 1, or k - 2 with ``rollout.overlap``); None elsewhere
+    policy_version: int | None = None
     #: the branch points recorded while it was played (EpisodeTask.branch_points): in memory only, never stored
     _branch_points: Any = PrivateAttr(default=None)
 

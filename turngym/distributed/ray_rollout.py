@@ -33,9 +33,9 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,7 +43,16 @@ from turngym.agents.runner import EpisodeTask, run_episodes
 from turngym.core.errors import ConfigError, RolloutError
 from turngym.core.types import Episode
 
-__all__ = ["RayOptions", "RayRollout", "RolloutWorker", "deal", "run_episodes_ray"]
+__all__ = [
+    "AgentRecipe",
+    "RayOptions",
+    "RayRollout",
+    "RolloutPool",
+    "RolloutWorker",
+    "SpecRecipe",
+    "deal",
+    "run_episodes_ray",
+]
 
 #: the object store of a Ray instance started here: episodes are small, and the machine's memory is the envs'
 OBJECT_STORE_BYTES = 256 * 2**20
@@ -83,14 +92,47 @@ class RayRollout:
     lost: dict[int, str] = field(default_factory=dict)
 
 
-class RolloutWorker:
-    """The Ray actor (``ray.remote(RolloutWorker)``): builds the agent once, then plays the shares it is given with
-    the local runner, streaming each episode back as it finishes. Its envs are made and closed per share."""
+class AgentRecipe(Protocol):
+    """How a rollout worker makes its agent (the recipe is pickled to the worker): ``build()`` once per worker (a
+    model loaded, an engine started), ``agent(built, seed)`` for each ``play`` (``seed``: the driver's, e.g. a
+    training iteration's sampling seed), ``close(built)`` at the end. A recipe for training also has
+    ``load_weights(built, weights)`` and ``prompt_logprobs(built, ids)`` (the engine's weight sync and probe)."""
 
-    def __init__(self, index: int, agent_spec: str, agent_options: dict[str, Any]) -> None:
+    def build(self) -> Any: ...
+
+    def agent(self, built: Any, seed: int | None) -> Any: ...
+
+    async def close(self, built: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class SpecRecipe:
+    """An agent spec (``make_agent(spec, **options)``), built once per worker and played as it is."""
+
+    spec: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> Any:
+        from turngym.agents.base import make_agent
+
+        return make_agent(self.spec, **self.options)
+
+    def agent(self, built: Any, seed: int | None) -> Any:
+        return built
+
+    async def close(self, built: Any) -> None:
+        await built.aclose()
+
+
+class RolloutWorker:
+    """The Ray actor (``ray.remote(RolloutWorker)``): builds its agent's parts once from the recipe, then plays the
+    shares it is given with the local runner, streaming each episode back as it finishes; its envs are made and
+    closed per share. For training it also takes new weights and answers the probe."""
+
+    def __init__(self, index: int, recipe: AgentRecipe) -> None:
         self.index = index
-        self.agent_spec, self.agent_options = agent_spec, dict(agent_options)
-        self._agent: Any = None
+        self.recipe = recipe
+        self._built: Any = None
         self._partners: Any = None
 
     def where(self) -> dict[str, Any]:
@@ -99,16 +141,20 @@ class RolloutWorker:
         node = ray.get_runtime_context().get_node_id()
         return {"index": self.index, "pid": os.getpid(), "host": socket.gethostname(), "node": node}
 
-    async def play(self, tasks: list[EpisodeTask], options: dict[str, Any]):  # an async generator of episodes
-        if self._agent is None:
-            from turngym.agents.base import make_agent
+    async def build(self) -> None:
+        if self._built is None:
             from turngym.agents.partner import PartnerPool
 
-            self._agent = make_agent(self.agent_spec, **self.agent_options)
+            self._built = self.recipe.build()
             self._partners = PartnerPool()
+
+    async def play(self, tasks: list[EpisodeTask], options: dict[str, Any], seed: int | None = None):
+        """An async generator of the episodes of ``tasks``, as they finish."""
+        await self.build()
+        agent = self.recipe.agent(self._built, seed)
         finished: asyncio.Queue[Episode | None] = asyncio.Queue()
         job = asyncio.ensure_future(
-            run_episodes(tasks, self._agent, partners=self._partners, on_episode=finished.put_nowait, **options)
+            run_episodes(tasks, agent, partners=self._partners, on_episode=finished.put_nowait, **options)
         )
         job.add_done_callback(lambda _: finished.put_nowait(None))
         try:
@@ -120,9 +166,17 @@ class RolloutWorker:
                 job.cancel()
                 await asyncio.gather(job, return_exceptions=True)
 
+    async def load_weights(self, weights: list[tuple[str, Any]]) -> None:
+        await self.build()
+        await self.recipe.load_weights(self._built, weights)  # type: ignore[attr-defined]
+
+    async def prompt_logprobs(self, ids: list[int]) -> list[float]:
+        await self.build()
+        return await self.recipe.prompt_logprobs(self._built, ids)  # type: ignore[attr-defined]
+
     async def close(self) -> None:
-        if self._agent is not None:
-            await self._agent.aclose()
+        if self._built is not None:
+            await self.recipe.close(self._built)
         if self._partners is not None:
             await self._partners.aclose()
 
@@ -152,39 +206,230 @@ async def run_episodes_ray(
     on_episode: Callable[[Episode], None] | None = None,
     on_event: Callable[[str], None] | None = None,
 ) -> RayRollout:
-    """Play ``tasks`` with the agent of spec ``agent`` on Ray rollout workers; see the module docstring.
-    ``on_episode`` sees each episode as it reaches the driver, ``on_event`` a line for the placement and for each
-    worker lost."""
-    options = ray or RayOptions()
-    if any(t.parent is not None or t.branch_points for t in tasks):
-        raise ValueError("branching rollouts (branch_points, branch_tasks) run on the local runner, not on Ray workers")
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    """Play ``tasks`` with the agent of spec ``agent`` on Ray rollout workers started for the call (no more than
+    the tasks have groups); see the module docstring. ``on_episode`` sees each episode as it reaches the driver,
+    ``on_event`` a line for the placement and for each worker lost."""
     if not tasks:
         return RayRollout(episodes=[])
-    say = on_event or (lambda _line: None)
-    play_options = {
-        "concurrency": concurrency,
-        "turn_timeout": turn_timeout,
-        "episode_timeout": episode_timeout,
-        "run_id": run_id,
-    }
-    ray_module = import_ray()
-    with connected(ray_module, options):
-        workers = min(options.workers, len({t.group_id or t.episode_id for t in tasks}))
-        handles, group = await _start_workers(ray_module, tasks, agent, agent_options or {}, options, workers)
+    options = ray or RayOptions()
+    options = options.model_copy(
+        update={"workers": min(options.workers, len({t.group_id or t.episode_id for t in tasks}))}
+    )
+    recipe = SpecRecipe(agent, dict(agent_options or {}))
+    async with RolloutPool(recipe, options, env_ids={t.env_id for t in tasks}, on_event=on_event) as pool:
+        return await pool.play(
+            tasks,
+            concurrency=concurrency,
+            turn_timeout=turn_timeout,
+            episode_timeout=episode_timeout,
+            run_id=run_id,
+            on_episode=on_episode,
+        )
+
+
+class RolloutPool:
+    """Ray rollout workers for as long as the pool is open (a training run keeps them across its iterations):
+
+        async with RolloutPool(recipe, RayOptions(workers=4), env_ids=["turngym/Terminal-v0"]) as pool:
+            result = await pool.play(tasks, concurrency=8)
+            await pool.load_weights(weights)          # training: every worker serves them (then probe it)
+
+    Opening connects to Ray (``connected``), places the workers (``env_ids`` decide the docker / chromium
+    resources) and has each build its agent, so a model that does not load stops here with ``RolloutError``
+    naming the worker. A worker lost in any call is gone for the rest of the pool's life; the others carry on."""
+
+    def __init__(
+        self,
+        recipe: AgentRecipe,
+        options: RayOptions,
+        *,
+        env_ids: Iterable[str] = (),
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        self.recipe, self.options = recipe, options
+        self.env_ids = sorted(set(env_ids))
+        self.say = on_event or (lambda _line: None)
+        self.workers: list[dict[str, Any]] = []
+        self.lost: dict[int, str] = {}
+        self._ray: Any = None
+        self._handles: list[Any] = []
+        self._group: Any = None
+        self._exit = contextlib.ExitStack()
+
+    async def __aenter__(self) -> Self:
+        self._ray = import_ray()
+        self._exit.enter_context(connected(self._ray, self.options))
         try:
-            result = RayRollout(episodes=[])
-            result.workers = await _gather(ray_module, [h.where.remote() for h in handles], "starting")
-            nodes = {w["node"] for w in result.workers}
-            placed = ", ".join(f"{w['index']}: pid {w['pid']} on {w['host']}" for w in result.workers)
-            say(f"rollout workers: {workers} on {len(nodes)} node(s), {concurrency} episodes in flight each ({placed})")
-            await _drive(ray_module, handles, deal(tasks, workers), play_options, result, on_episode, say)
+            self._handles, self._group = await _start_workers(
+                self._ray, self.env_ids, self.recipe, self.options, self.options.workers
+            )
+            self.workers = await _gather(self._ray, [h.where.remote() for h in self._handles], "starting")
+            await self._each(lambda h: h.build.remote(), "building its agent")
+        except BaseException:
+            await self.aclose()
+            raise
+        nodes = {w["node"] for w in self.workers}
+        placed = ", ".join(f"{w['index']}: pid {w['pid']} on {w['host']}" for w in self.workers)
+        self.say(f"rollout workers: {len(self.workers)} on {len(nodes)} node(s) ({placed})")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Each worker closes its agent (``CLOSE_TIMEOUT``), then every worker is killed and Ray left (safe twice)."""
+        handles, self._handles = self._handles, []
+        try:
+            if handles:
+                await _stop_workers(self._ray, handles, self._group)
         finally:
-            await _stop_workers(ray_module, handles, group)
-    by_id = {e.episode_id: e for e in result.episodes}
-    result.episodes = [by_id[t.episode_id] for t in tasks]
-    return result
+            self._exit.close()
+
+    @property
+    def alive(self) -> list[int]:
+        return [w for w in range(len(self._handles)) if w not in self.lost]
+
+    def where(self, w: int) -> str:
+        info = self.workers[w]
+        return f"rollout worker {w} (pid {info['pid']} on {info['host']}, node {info['node'][:8]})"
+
+    def _lose(self, w: int, error: BaseException) -> None:
+        text = str(error).strip()
+        reason = text.splitlines()[0] if text else type(error).__name__
+        with contextlib.suppress(Exception):
+            self._ray.kill(self._handles[w])  # a worker that was only unreachable must not come back and play on
+        self.lost.setdefault(w, reason)
+        if not self.alive:
+            raise RolloutError(f"every rollout worker is gone, the last {self.where(w)}: {reason}")
+
+    async def play(
+        self,
+        tasks: Sequence[EpisodeTask],
+        *,
+        concurrency: int = 8,
+        turn_timeout: float | None = None,
+        episode_timeout: float | None = None,
+        run_id: str = "",
+        seed: int | None = None,
+        on_episode: Callable[[Episode], None] | None = None,
+    ) -> RayRollout:
+        """Play ``tasks`` on the workers left, groups dealt whole (``deal``); the episodes in task order. ``seed``
+        goes to the recipe's ``agent``."""
+        if any(t.parent is not None or t.branch_points for t in tasks):
+            raise ValueError(
+                "branching rollouts (branch_points, branch_tasks) run on the local runner, not on Ray workers"
+            )
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        result = RayRollout(episodes=[], workers=self.workers)
+        if tasks:
+            play_options = {
+                "concurrency": concurrency,
+                "turn_timeout": turn_timeout,
+                "episode_timeout": episode_timeout,
+                "run_id": run_id,
+            }
+            await self._drive(list(tasks), play_options, seed, result, on_episode)
+        by_id = {e.episode_id: e for e in result.episodes}
+        result.episodes = [by_id[t.episode_id] for t in tasks]
+        return result
+
+    async def load_weights(self, weights: list[tuple[str, Any]]) -> None:
+        """Every worker left serves ``weights`` (put in Ray's object store once)."""
+        ref = self._ray.put(weights)
+        await self._each(lambda h: h.load_weights.remote(ref), "loading weights")
+
+    async def prompt_logprobs(self, ids: list[int]) -> dict[int, list[float]]:
+        """Each worker left's engine logprobs of ``ids`` (the probe after a weight sync), by worker index."""
+        return await self._each(lambda h: h.prompt_logprobs.remote(list(ids)), "the probe")
+
+    async def _each(self, call: Callable[[Any], Any], doing: str) -> dict[int, Any]:
+        """``call(handle)`` on every worker left, awaited; the answers by worker index (a worker lost on the way
+        is left out, RolloutError if none is left or one raised)."""
+        from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
+
+        workers = self.alive
+        refs = [call(self._handles[w]) for w in workers]
+        out = {}
+        for w, ref in zip(workers, refs, strict=True):
+            try:
+                out[w] = await ref
+            except (RayActorError, ActorUnavailableError) as e:
+                self._lose(w, e)
+                self.say(f"{self.where(w)} is gone ({self.lost[w]}) in {doing}")
+            except RayTaskError as e:
+                cause = e.cause if getattr(e, "cause", None) is not None else e
+                raise RolloutError(f"{self.where(w)} failed in {doing}: {type(cause).__name__}: {cause}") from None
+        return out
+
+    async def _drive(
+        self,
+        tasks: list[EpisodeTask],
+        play_options: dict[str, Any],
+        seed: int | None,
+        result: RayRollout,
+        on_episode: Callable[[Episode], None] | None,
+    ) -> None:
+        from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
+
+        got: dict[str, Episode] = {}
+
+        async def stream(w: int, share: list[EpisodeTask]) -> list[tuple[int, list[EpisodeTask]]]:
+            """Play ``share`` on worker ``w``; the shares to play elsewhere if the worker dies."""
+            episodes = self._handles[w].play.remote(share, play_options, seed)
+            try:
+                async for ref in episodes:
+                    episode = await ref
+                    if episode.episode_id in got:  # played again after a loss that was only a delay: counted once
+                        continue
+                    got[episode.episode_id] = episode
+                    result.played_on[episode.episode_id] = w
+                    if on_episode is not None:
+                        on_episode(episode)
+                return []
+            except (RayActorError, ActorUnavailableError) as e:
+                error: BaseException = e
+            except RayTaskError as e:
+                cause = e.cause if getattr(e, "cause", None) is not None else e
+                raise RolloutError(f"{self.where(w)} failed: {type(cause).__name__}: {cause}") from None
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    self._ray.cancel(episodes)
+                raise
+            # the worker is gone: what it had not sent is played again by the others
+            left = [t for t in share if t.episode_id not in got]
+            for task in left:
+                result.replayed[task.episode_id] = w
+            try:
+                self._lose(w, error)
+            except RolloutError as e:
+                raise RolloutError(
+                    f"{e}. The {len(got)} episodes that finished are kept; rerun to play the rest (an eval resumes "
+                    "from its run directory)"
+                ) from None
+            result.lost[w] = self.lost[w]
+            survivors = self.alive
+            self.say(
+                f"{self.where(w)} is gone ({self.lost[w]}): {len(left)} unfinished episode(s) played again on "
+                f"worker(s) {survivors}"
+            )
+            return [(survivors[i], part) for i, part in enumerate(deal(left, len(survivors))) if part]
+
+        alive = self.alive
+        jobs = {
+            asyncio.ensure_future(stream(alive[i], share)) for i, share in enumerate(deal(tasks, len(alive))) if share
+        }
+        try:
+            while jobs:
+                done, jobs = await asyncio.wait(jobs, return_when=asyncio.FIRST_COMPLETED)
+                for job in done:
+                    for w, share in job.result():
+                        jobs.add(asyncio.ensure_future(stream(w, share)))
+        finally:
+            for job in jobs:
+                job.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
+        result.episodes = list(got.values())
 
 
 def import_ray() -> Any:
@@ -233,12 +478,7 @@ def connected(ray: Any, options: RayOptions) -> Iterator[None]:
 
 
 async def _start_workers(
-    ray: Any,
-    tasks: Sequence[EpisodeTask],
-    agent: str,
-    agent_options: dict[str, Any],
-    options: RayOptions,
-    workers: int,
+    ray: Any, env_ids: Sequence[str], recipe: AgentRecipe, options: RayOptions, workers: int
 ) -> tuple[list[Any], Any]:
     from ray.util.placement_group import placement_group, remove_placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -248,7 +488,7 @@ async def _start_workers(
     offered = ray.cluster_resources()
     needs = {
         NODE_RESOURCES[req]: RESOURCE_SLIVER
-        for env_id in sorted({t.env_id for t in tasks})
+        for env_id in env_ids
         for req in env_info(env_id).requires
         if req in NODE_RESOURCES and NODE_RESOURCES[req] in offered
     }
@@ -271,82 +511,10 @@ async def _start_workers(
             resources=needs or None,
             max_restarts=0,
             scheduling_strategy=PlacementGroupSchedulingStrategy(placement_group=group, placement_group_bundle_index=i),
-        ).remote(i, agent, agent_options)
+        ).remote(i, recipe)
         for i in range(workers)
     ]
     return handles, group
-
-
-async def _drive(
-    ray: Any,
-    handles: list[Any],
-    shares: list[list[EpisodeTask]],
-    play_options: dict[str, Any],
-    result: RayRollout,
-    on_episode: Callable[[Episode], None] | None,
-    say: Callable[[str], None],
-) -> None:
-    from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
-
-    got: dict[str, Episode] = {}
-    alive = set(range(len(handles)))
-
-    def where(w: int) -> str:
-        info = result.workers[w]
-        return f"rollout worker {w} (pid {info['pid']} on {info['host']}, node {info['node'][:8]})"
-
-    async def stream(w: int, share: list[EpisodeTask]) -> list[tuple[int, list[EpisodeTask]]]:
-        """Play ``share`` on worker ``w``; the shares to play elsewhere if the worker dies."""
-        episodes = handles[w].play.remote(share, play_options)
-        try:
-            async for ref in episodes:
-                episode = await ref
-                if episode.episode_id in got:  # played again after a loss that was only a delay: counted once
-                    continue
-                got[episode.episode_id] = episode
-                result.played_on[episode.episode_id] = w
-                if on_episode is not None:
-                    on_episode(episode)
-            return []
-        except (RayActorError, ActorUnavailableError) as e:
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        except RayTaskError as e:
-            cause = e.cause if getattr(e, "cause", None) is not None else e
-            raise RolloutError(f"{where(w)} failed: {type(cause).__name__}: {cause}") from None
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                ray.cancel(episodes)
-            raise
-        # the worker is gone: what it had not sent is played again by the others
-        with contextlib.suppress(Exception):
-            ray.kill(handles[w])  # a worker that was only unreachable must not come back and play on
-        if w in alive:
-            alive.discard(w)
-            result.lost[w] = reason
-        left = [t for t in share if t.episode_id not in got]
-        for task in left:
-            result.replayed[task.episode_id] = w
-        if not alive:
-            raise RolloutError(
-                f"every rollout worker is gone, the last {where(w)}: {reason}. The {len(got)} episodes that "
-                "finished are kept; rerun to play the rest (an eval resumes from its run directory)"
-            )
-        survivors = sorted(alive)
-        say(f"{where(w)} is gone ({reason}): {len(left)} unfinished episode(s) played again on worker(s) {survivors}")
-        return [(survivors[i], share) for i, share in enumerate(deal(left, len(survivors))) if share]
-
-    jobs = {asyncio.ensure_future(stream(w, share)) for w, share in enumerate(shares) if share}
-    try:
-        while jobs:
-            done, jobs = await asyncio.wait(jobs, return_when=asyncio.FIRST_COMPLETED)
-            for job in done:
-                for w, share in job.result():
-                    jobs.add(asyncio.ensure_future(stream(w, share)))
-    finally:
-        for job in jobs:
-            job.cancel()
-        await asyncio.gather(*jobs, return_exceptions=True)
-    result.episodes = list(got.values())
 
 
 async def _stop_workers(ray: Any, handles: list[Any], group: Any) -> None:

@@ -130,6 +130,18 @@ class RolloutConfig(_Frozen):
     #: turns into this many continuations (itself and branches - 1 more, played from its env snapshot there; a
     #: branch counts as one episode); 1: none. ``algorithm: {name: branch_baseline, k: K}`` sets it to K
     branches: int = Field(1, ge=1)
+    #: 1: iteration k + 1 is sampled, with the weights of iteration k - 1, while iteration k trains (one-step
+    #: off-policy, as AReaL, SkyRL and verl do); its staleness is recorded per episode (``policy_version``) and the
+    #: loss corrects it with truncated importance sampling (``loss.tis_cap``); 0: sample, then train
+    overlap: int = Field(0, ge=0, le=1)
+    #: where the episodes are played: "local" (this process's runner and engine) or "ray" (Ray rollout workers,
+    #: each with its own copy of the engine, synced and probed after every update: turngym.distributed)
+    engine: Literal["local", "ray"] = "local"
+    #: with engine ray: how many workers, the cluster ("local": one started for the run; "auto"; "HOST:PORT"),
+    #: CPUs per worker
+    workers: int = Field(2, ge=1)
+    address: str = "local"
+    cpus_per_worker: float = Field(1.0, gt=0)
 
 
 class EvalConfig(_Frozen):
@@ -154,6 +166,9 @@ class LossConfig(_Frozen):
     beta: float = Field(0.0, ge=0.0)  # weight of the k3 KL to the reference
     entropy_coef: float = Field(0.0, ge=0.0)  # weight of the entropy bonus
     aggregation: Aggregation = "token_mean"
+    #: C of truncated importance sampling with ``rollout.overlap``: each token's loss is weighted by
+    #: min(pi_prox / pi_sampler, C), pi_prox the policy at the update and pi_sampler what the sampler recorded
+    tis_cap: float = Field(2.0, gt=0.0)
 
 
 class OptimConfig(_Frozen):
@@ -296,6 +311,19 @@ class TrainConfig(_Frozen):
             raise ConfigError(
                 f"rollout.branches={self.rollout.branches} and algorithm.k={k} disagree: algorithm branch_baseline "
                 f"branches each episode into its k continuations. Drop rollout.branches (or set it to {k})"
+            )
+        if self.rollout.overlap and self.algorithm_name == "archer":
+            raise ConfigError(
+                f"rollout.overlap={self.rollout.overlap}: algorithm archer is off-policy already (it learns from its "
+                "replay buffer), so it does not overlap its rollouts; drop rollout.overlap, or use an on-policy "
+                "algorithm (grpo, flow_grpo, gigpo, ...)"
+            )
+        if self.rollout.engine == "ray" and (self.branches > 1 or self.algorithm_name == "archer"):
+            what = "algorithm archer" if self.algorithm_name == "archer" else f"tree rollouts (branches={self.branches})"
+            raise ConfigError(
+                f"rollout.engine=ray: {what} play on the local runner only (branch points hold env snapshots and "
+                "policies in this process; ArCHer collects its own transitions): drop rollout.engine, or use an "
+                "on-policy algorithm without branches"
             )
         if self.rollout.branches > 1 and self.algorithm_name == "archer":
             raise ConfigError(

@@ -204,7 +204,8 @@ def update_as_rank(ranks: Ranks, model: torch.nn.Module, optimizer: torch.optim.
     from turngym.trainers.update import policy_update
 
     stats = policy_update(model, optimizer, job["table"], job["advantages"], fsm_states=job["fsm_states"],
-                          allowed=job["allowed"], pad_id=job["pad_id"], ranks=ranks, **kwargs)
+                          allowed=job["allowed"], pad_id=job["pad_id"], truncated_is=job.get("truncated_is"),
+                          ranks=ranks, **kwargs)
     ranks.check_same(list(model.parameters()))
     return stats
 

@@ -12,6 +12,7 @@ on samples from stale weights.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +22,10 @@ from turngym.core.errors import StaleWeightsError
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.losses import token_logprobs
 
-__all__ = ["make_backend", "resolve_device", "served_weights", "sync_weights", "trainer_logprobs"]
+__all__ = [
+    "make_backend", "probe_diff", "resolve_device", "served_weights", "sync_pool_weights", "sync_weights",
+    "trainer_logprobs",
+]
 
 
 def resolve_device(cfg: TrainConfig) -> torch.device:
@@ -85,14 +89,28 @@ async def sync_weights(
     engine and the trainer on ``probe_ids``. Raises ``StaleWeightsError`` above ``tolerance``."""
     await backend.load_weights(served_weights(model))
     mine = trainer_logprobs(model, probe_ids)
-    theirs = await backend.prompt_logprobs(list(probe_ids))
+    return probe_diff(mine, await backend.prompt_logprobs(list(probe_ids)), f"the {backend.name} engine", tolerance)
+
+
+async def sync_pool_weights(pool: Any, model: torch.nn.Module, probe_ids: Sequence[int], *, tolerance: float) -> float:
+    """``sync_weights`` for Ray rollout workers (``rollout.engine: ray``): every worker left loads the weights (put
+    in Ray's object store once) and answers the probe; the largest difference, StaleWeightsError naming the worker
+    above ``tolerance``."""
+    await pool.load_weights(served_weights(model))
+    mine = trainer_logprobs(model, probe_ids)
+    theirs = await pool.prompt_logprobs(list(probe_ids))
+    return max((probe_diff(mine, t, pool.where(w) + "'s engine", tolerance) for w, t in theirs.items()), default=0.0)
+
+
+def probe_diff(mine: Sequence[float], theirs: Sequence[float], engine: str, tolerance: float) -> float:
+    """max |mine - theirs| over the probe's tokens; StaleWeightsError above ``tolerance``."""
     if len(theirs) != len(mine):
-        raise StaleWeightsError(f"the probe got {len(theirs)} logprobs from the engine for {len(mine)} tokens")
+        raise StaleWeightsError(f"the probe got {len(theirs)} logprobs from {engine} for {len(mine)} tokens")
     diff = float(np.max(np.abs(np.asarray(mine) - np.asarray(theirs)))) if mine else 0.0
     if not diff <= tolerance:
         raise StaleWeightsError(
-            f"after the weight sync the {backend.name} engine's logprobs differ from the trainer's by up to "
-            f"{diff:.4g} (tolerance {tolerance:g}) on a {len(probe_ids)}-token probe: the engine is not serving "
+            f"after the weight sync {engine}'s logprobs differ from the trainer's by up to "
+            f"{diff:.4g} (tolerance {tolerance:g}) on a {len(mine) + 1}-token probe: the engine is not serving "
             "the new weights (a failed or partial load, or weights it keeps in another form, e.g. tied "
             "embeddings); the run stops rather than train on stale samples. Check the backend's load_weights, "
             "or raise probe_tolerance if the engine's numerics differ (bf16)."

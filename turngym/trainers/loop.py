@@ -58,7 +58,7 @@ from turngym.core.config import config_diff, dump_config
 from turngym.core.errors import ConfigError
 from turngym.trainers.config import TrainConfig
 from turngym.trainers.policy import MODEL_DIR, is_lora, quiet_hf, save_model_dir
-from turngym.trainers.engine import make_backend, resolve_device, sync_weights
+from turngym.trainers.engine import make_backend, resolve_device, sync_pool_weights, sync_weights
 from turngym.trainers.rollout import evaluate
 from turngym.trainers.run import RunDir, capture_rng, restore_rng
 
@@ -84,6 +84,11 @@ SAFE_TO_CHANGE = (
     "torch_threads",
     "update_threads",
     "learner",
+    # where the rollouts run, not what they sample: a run started on Ray workers resumes on others, or locally
+    "rollout.engine",
+    "rollout.workers",
+    "rollout.address",
+    "rollout.cpus_per_worker",
 )
 
 #: tokens of the probe sequence (a recorded token stream, cut)
@@ -203,6 +208,10 @@ class ProgressDisplay:
         if self._main is not None:
             self._progress.update(self._main, completed=completed, info=info)
 
+    def say(self, text: str) -> None:
+        """A line above the bars (on stderr, also where the bars are off)."""
+        self._progress.console.print(escape(text), highlight=False, soft_wrap=True)
+
     def warn(self, text: str) -> None:
         """A warning line above the bars (on stderr, also where the bars are off)."""
         self._progress.console.print(f"[bold yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
@@ -237,6 +246,8 @@ class TrainLoop:
         self.episodes_seen = 0
         self.progress = ProgressDisplay(enabled=False)
         self._backend = backend
+        #: the Ray rollout workers (``rollout.engine: ray``), open while the loop runs
+        self.pool: Any = None
         self._stale = False  # the engine serves older weights than the trainer holds
         self._tokenizer: Any = None
         self._last_eval: Any = None  # the last EvalResult of this process (the report's), else read from the store
@@ -302,6 +313,8 @@ class TrainLoop:
 
     async def _loop(self) -> None:
         cfg, alg = self.cfg, self.algorithm
+        if cfg.rollout.engine == "ray":
+            await self._open_pool()
         await alg.start(self, fresh=self.iteration == 0)
         if self.iteration > 0:  # a fresh engine serves the base weights: push the checkpoint's
             await self.sync()
@@ -311,6 +324,7 @@ class TrainLoop:
         self.progress.start(cfg.algorithm_name, cfg.iterations, self.iteration)
         while self.iteration < cfg.iterations:
             k = self.iteration + 1
+            start = time.perf_counter()
             it = await alg.step(k)
             record: dict[str, Any] = {"kind": "train", "iteration": k, **it.record}
             self._stale = self._stale or it.updated
@@ -318,6 +332,7 @@ class TrainLoop:
                 t0 = time.perf_counter()
                 record["probe_diff"] = await self.sync()
                 record["time_sync"] = time.perf_counter() - t0
+            record["time_iteration"] = time.perf_counter() - start  # rollout, update and sync: what overlap cuts
             self.iteration = k
             self.episodes_seen += it.episodes
             record["episodes_seen"] = self.episodes_seen
@@ -336,8 +351,24 @@ class TrainLoop:
         (StaleWeightsError above ``probe_tolerance``)."""
         ids = probe_ids(self.algorithm.probe_tokens(), self.backend.tokenizer)
         diff = await sync_weights(self.backend, self.algorithm.model, ids, tolerance=self.cfg.probe_tolerance)
+        if self.pool is not None:
+            pool_diff = await sync_pool_weights(self.pool, self.algorithm.model, ids, tolerance=self.cfg.probe_tolerance)
+            diff = max(diff, pool_diff)
         self._stale = False
         return diff
+
+    async def _open_pool(self) -> None:
+        """The Ray rollout workers of ``rollout.engine: ray``, each with the run's engine; on a resume they get the
+        checkpoint's weights before the first rollout (the loop syncs them)."""
+        from turngym.distributed.ray_rollout import RayOptions, RolloutPool
+        from turngym.trainers.rollout import PolicyRecipe
+        from turngym.trainers.tasks import env_specs
+
+        r = self.cfg.rollout
+        options = RayOptions(address=r.address, workers=r.workers, cpus_per_worker=r.cpus_per_worker)
+        pool = RolloutPool(PolicyRecipe(self.cfg), options, env_ids=[s.id for s in env_specs(self.cfg)],
+                           on_event=self.progress.say)
+        self.pool = await pool.__aenter__()
 
     async def evaluate(self) -> dict[str, float]:
         """The policy on the held-out seeds through the engine (synced first), by the benchmarks evaluator: the
@@ -419,6 +450,11 @@ class TrainLoop:
     async def aclose(self) -> None:
         """Release the engine and the run's files (safe twice)."""
         backend, self._backend = self._backend, None
-        if backend is not None:
-            await backend.aclose()
-        self.dir.close()
+        pool, self.pool = self.pool, None
+        try:
+            if pool is not None:
+                await pool.aclose()
+        finally:
+            if backend is not None:
+                await backend.aclose()
+            self.dir.close()

@@ -50,6 +50,12 @@ def ppo_clip(
     return -torch.minimum(rho * A, torch.clamp(rho, 1.0 - eps_low, 1.0 + eps_high) * A)
 
 
+def truncated_is_weights(prox_logp: torch.Tensor, sampler_logp: torch.Tensor, cap: float) -> torch.Tensor:
+    """Truncated importance sampling (Ionides 2008; verl's TIS, AReaL's decoupled PPO): w = min(pi_prox / pi_sampler, C)
+    per token, detached, for samples drawn by an older policy than the one the update starts from."""
+    return torch.exp(prox_logp - sampler_logp).clamp(max=cap).detach()
+
+
 def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """k3 = exp(ref - logp) - (ref - logp) - 1 >= 0, an unbiased low-variance estimate of KL(pi || ref)."""
     d = ref_logp - logp
@@ -135,10 +141,12 @@ def policy_loss(
     entropy: torch.Tensor | None = None,
     turn_ids: torch.Tensor | None = None,
     episode_ids: torch.Tensor | None = None,
+    is_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """agg(PPO-clip) + beta * agg(k3 KL) - entropy_coef * agg(H), and detached statistics.
+    """agg(w * PPO-clip) + beta * agg(k3 KL) - entropy_coef * agg(H), and detached statistics.
 
-    ``turn_ids`` default to one turn per row, ``episode_ids`` to one episode per row."""
+    ``turn_ids`` default to one turn per row, ``episode_ids`` to one episode per row; ``is_weights`` (w, from
+    ``truncated_is_weights``) default to 1."""
     if cfg.aggregation not in AGGREGATIONS:
         raise ValueError(f"unknown loss aggregation {cfg.aggregation!r}: use one of {', '.join(AGGREGATIONS)}")
     if cfg.beta > 0 and ref_logp is None:
@@ -155,9 +163,14 @@ def policy_loss(
     def reduce(x: torch.Tensor) -> torch.Tensor:
         return agg(x, mask, turn_ids, episode_ids)
 
-    pg = reduce(ppo_clip(logp, old_logp, advantages, eps_low=cfg.eps_low, eps_high=cfg.eps_high))
+    clipped = ppo_clip(logp, old_logp, advantages, eps_low=cfg.eps_low, eps_high=cfg.eps_high)
+    pg = reduce(clipped if is_weights is None else is_weights * clipped)
     loss = pg
     stats: dict[str, torch.Tensor] = {"pg_loss": pg.detach()}
+    if is_weights is not None:
+        n = mask.sum().clamp(min=1)
+        stats["is_weight_mean"] = torch.where(mask, is_weights, 0.0).sum() / n
+        stats["is_weight_capped"] = ((is_weights >= cfg.tis_cap) & mask).sum() / n
     if ref_logp is not None:
         kl = reduce(kl_k3(logp, ref_logp))
         loss = loss + cfg.beta * kl

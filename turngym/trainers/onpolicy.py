@@ -15,8 +15,15 @@ policy update runs on N processes (turngym.trainers.distributed): this one is ra
     trainer = OnPolicyTrainer(load_config(TrainConfig, "gn.yaml"))
     summary = trainer.run(resume=False)
 
+With ``rollout.overlap: 1`` iteration k + 1 is sampled while iteration k updates (the update in a thread, the
+rollout on the event loop, each with its own copy of the weights): its episodes come from the weights of iteration
+k - 1 (``policy_version``, one behind the policy they train; the metrics log ``staleness``), and the update corrects
+that with truncated importance sampling against the sampler's logprobs (``loss.tis_cap``). The weights reach the
+engine after both have finished, so no episode mixes two versions. An iteration then takes about max(rollout,
+update) + sync instead of their sum.
+
 A checkpoint adds the optimizer and the minibatch generator to what the loop saves (and the critic's head and
-optimizer for bilevel_gae). Iteration k's tasks
+optimizer for bilevel_gae, and with overlap the episodes sampled ahead for the next iteration). Iteration k's tasks
 and sampling seeds depend only on (seed, k), so a resumed run replays what the killed run would have done.
 """
 
@@ -71,6 +78,8 @@ class OnPolicyTrainer:
         self.filter = StarPOFilter(keep_fraction=cfg.keep_fraction) if cfg.keep_fraction else None
         self.backend: Any = None
         self.fsms: dict[str, Any] | None = None
+        #: with rollout.overlap: (k, the episodes of iteration k), sampled during iteration k - 1's update
+        self._ahead: tuple[int, list[Episode]] | None = None
         self._usable: list[Episode] = []  # the last iteration's trained-on episodes (the probe's source)
         #: the data-parallel learner's workers (learner.processes > 1) during run()
         self.learners: Learners | None = None
@@ -112,11 +121,17 @@ class OnPolicyTrainer:
         state = {"optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state()}
         if self.critic is not None:
             state["critic"] = self.critic.state_dict()
+        if self._ahead is not None:  # sampled during the last update: the next iteration trains on them
+            k, episodes = self._ahead
+            state["ahead"] = {"iteration": k, "episodes": [e.model_dump_json() for e in episodes]}
         return state
 
     def restore_state(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
+        ahead = state.get("ahead")
+        if ahead is not None:
+            self._ahead = (int(ahead["iteration"]), [Episode.model_validate_json(e) for e in ahead["episodes"]])
         if self.critic is not None:
             if "critic" not in state:
                 raise ConfigError(
@@ -132,11 +147,35 @@ class OnPolicyTrainer:
         pass
 
     async def step(self, k: int) -> Iteration:
-        """Iteration ``k``: collect, estimate advantages, PPO-clip epochs; the episodes appended to the run's store."""
+        """Iteration ``k``: collect, estimate advantages, PPO-clip epochs; the episodes appended to the run's store.
+        With ``rollout.overlap``, iteration k + 1's rollout runs during the update (see the module docstring)."""
         cfg, backend = self.cfg, self.backend
         t0 = time.perf_counter()
-        episodes = await collect_iteration(cfg, backend, k)
+        if self._ahead is not None and self._ahead[0] == k:
+            episodes, self._ahead = self._ahead[1], None
+        else:  # the first iteration, or a resume of a run that did not overlap
+            self._ahead = None
+            episodes = await collect_iteration(cfg, backend, k, pool=self.loop.pool)
         t_roll = time.perf_counter() - t0
+        ahead = None
+        if cfg.rollout.overlap and k < cfg.iterations:  # sampled with the weights the engine serves now: k - 1's
+            ahead = asyncio.ensure_future(collect_iteration(cfg, backend, k + 1, version=k - 1, pool=self.loop.pool))
+        try:
+            record = await self._train(k, episodes, t_roll, overlapped=ahead is not None)
+            if ahead is not None:
+                t1 = time.perf_counter()
+                self._ahead = (k + 1, await ahead)  # before the loop pushes the new weights to the engine
+                record["time_rollout_wait"] = time.perf_counter() - t1
+        finally:
+            if ahead is not None and not ahead.done():
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
+        return Iteration(record=record, episodes=len(episodes), updated=record.pop("_updated"), sync=True)
+
+    async def _train(self, k: int, episodes: list[Episode], t_roll: float, *, overlapped: bool) -> dict[str, Any]:
+        """Iteration ``k``'s update on ``episodes``; its metrics. ``overlapped``: a rollout runs on the event loop
+        meanwhile, so the update runs in a thread."""
+        cfg, backend = self.cfg, self.backend
         rows = [i for i, e in enumerate(episodes) if e.error is None and e.trainable and e.turns]
         self._usable = [episodes[i] for i in rows]
         full = TurnTable.from_episodes(episodes)  # built once: trained on its usable rows
@@ -158,18 +197,25 @@ class OnPolicyTrainer:
                 vocab_size = int(self.model.get_input_embeddings().weight.shape[0])
                 states, allowed = self._states(table, self.fsms, vocab_size)
             record["lr"] = set_scheduled_lr(self.optimizer, cfg.optim, k, cfg.iterations)
-            batch = {"table": table, "advantages": adv, "fsm_states": states, "allowed": allowed, "pad_id": pad_id}
-            with torch_threads(cfg.update_threads):
-                stats = self._update(batch)
-                if self.critic is not None:
-                    record.update(self.critic.update(adv))
+            batch = {"table": table, "advantages": adv, "fsm_states": states, "allowed": allowed, "pad_id": pad_id,
+                     "truncated_is": cfg.loss.tis_cap if cfg.rollout.overlap else None}
+
+            def update() -> tuple[dict[str, float], dict[str, float]]:
+                with torch_threads(cfg.update_threads):
+                    stats = self._update(batch)
+                    return stats, (self.critic.update(adv) if self.critic is not None else {})
+
+            stats, critic_stats = await asyncio.to_thread(update) if overlapped else update()
+            record.update(critic_stats)
             record.update({f"update/{n}": v for n, v in stats.items()})
             record["adv_abs_mean"] = float(np.abs(adv.turn).mean()) if len(adv.turn) else 0.0
             record["kept_episodes"] = int(adv.keep.sum())
         record["time_update"] = time.perf_counter() - t1
+        versions = [e.policy_version for e in episodes if e.policy_version is not None]
+        record["staleness"] = float(np.mean([k - 1 - v for v in versions])) if versions else 0.0
         self.dir.append_episodes(episodes)  # the run's episode store (run_id it{k})
-        record.update(episodes=len(episodes), time_rollout=t_roll)
-        return Iteration(record=record, episodes=len(episodes), updated=bool(rows), sync=True)
+        record.update(episodes=len(episodes), time_rollout=t_roll, _updated=bool(rows))
+        return record
 
     def _update(self, batch: dict[str, Any]) -> dict[str, float]:
         """K epochs of PPO-clip steps on ``batch`` (policy_update's table, advantages, fsm_states, allowed,
@@ -180,7 +226,7 @@ class OnPolicyTrainer:
             return self.learners.update(self.model, self.optimizer, batch, generator=self.generator, **options)
         return policy_update(self.model, self.optimizer, batch["table"], batch["advantages"],
                              fsm_states=batch["fsm_states"], allowed=batch["allowed"], pad_id=batch["pad_id"],
-                             generator=self.generator, **options)
+                             truncated_is=batch["truncated_is"], generator=self.generator, **options)
 
     def _states(self, table: TurnTable, fsms: dict[str, Any], vocab_size: int) -> tuple[np.ndarray, torch.Tensor]:
         """Per-token automaton states over the whole table, one automaton per env."""

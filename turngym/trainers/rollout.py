@@ -24,9 +24,11 @@ from turngym.trainers.tasks import env_specs, eval_tasks, iteration_seed, train_
 if TYPE_CHECKING:
     from turngym.benchmarks.store import EpisodeStore
     from turngym.benchmarks.summary import Summary
+    from turngym.distributed.ray_rollout import RolloutPool
 
 __all__ = [
     "EvalResult",
+    "PolicyRecipe",
     "collect",
     "collect_iteration",
     "collect_tree",
@@ -35,6 +37,32 @@ __all__ = [
     "require_snapshots",
     "summarize",
 ]
+
+
+@dataclass(frozen=True)
+class PolicyRecipe:
+    """How a Ray rollout worker plays the policy (``rollout.engine: ray``; pickled to the worker): its own engine
+    (``make_backend(cfg)``: the run's model, synced after every update) and an agent with the run's sampling,
+    seeded per iteration."""
+
+    cfg: TrainConfig
+
+    def build(self) -> Backend:
+        from turngym.trainers.engine import make_backend
+
+        return make_backend(self.cfg)
+
+    def agent(self, backend: Backend, seed: int | None) -> LLMAgent:
+        return make_rollout_agent(self.cfg, backend, seed=0 if seed is None else seed)
+
+    async def close(self, backend: Backend) -> None:
+        await backend.aclose()
+
+    async def load_weights(self, backend: Backend, weights: list[tuple[str, Any]]) -> None:
+        await backend.load_weights(weights)
+
+    async def prompt_logprobs(self, backend: Backend, ids: list[int]) -> list[float]:
+        return await backend.prompt_logprobs(ids)
 
 
 def make_rollout_agent(cfg: TrainConfig, backend: Backend, *, seed: int, temperature: float | None = None) -> LLMAgent:
@@ -57,15 +85,36 @@ async def collect(tasks: Sequence[EpisodeTask], agent: LLMAgent, cfg: TrainConfi
 
 
 
-async def collect_iteration(cfg: TrainConfig, backend: Backend, k: int) -> list[Episode]:
+async def collect_iteration(
+    cfg: TrainConfig, backend: Backend, k: int, *, version: int | None = None, pool: RolloutPool | None = None
+) -> list[Episode]:
     """Iteration ``k``'s episodes (run_id ``it{k}``): its tasks (``train_tasks``) sampled by the policy with its
     seed (``iteration_seed``), both functions of (run seed, k) only, so a resumed run replays the iteration.
-    With ``cfg.branches`` > 1, a tree rollout (``collect_tree``)."""
-    agent = make_rollout_agent(cfg, backend, seed=iteration_seed(cfg.seed, k))
+    With ``cfg.branches`` > 1, a tree rollout (``collect_tree``); with ``pool`` (``rollout.engine: ray``), played
+    on its Ray rollout workers (each worker's agent seeded with the iteration's seed). Each episode records
+    ``policy_version``: the version of the weights the engine serves (default k - 1: the updates before k)."""
+    seed = iteration_seed(cfg.seed, k)
+    if pool is not None:
+        tasks = train_tasks(cfg, k)
+        played = await pool.play(
+            tasks, concurrency=cfg.rollout.concurrency or len(tasks), turn_timeout=cfg.rollout.turn_timeout,
+            episode_timeout=cfg.rollout.episode_timeout, run_id=f"it{k}", seed=seed,
+        )
+        episodes = played.episodes
+        for episode in episodes:
+            episode.policy_version = k - 1 if version is None else version
+        return episodes
+    agent = make_rollout_agent(cfg, backend, seed=seed)
     if cfg.branches > 1:
         turns = np.random.default_rng([cfg.seed, k, 2])
-        return await collect_tree(train_tasks(cfg, k), agent, cfg, branches=cfg.branches, rng=turns, run_id=f"it{k}")
-    return await collect(train_tasks(cfg, k), agent, cfg, run_id=f"it{k}")
+        episodes = await collect_tree(
+            train_tasks(cfg, k), agent, cfg, branches=cfg.branches, rng=turns, run_id=f"it{k}"
+        )
+    else:
+        episodes = await collect(train_tasks(cfg, k), agent, cfg, run_id=f"it{k}")
+    for episode in episodes:
+        episode.policy_version = k - 1 if version is None else version
+    return episodes
 
 
 async def collect_tree(

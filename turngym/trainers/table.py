@@ -4,7 +4,8 @@ Columnar and flat, three levels of rows, each a set of numpy columns:
 
     episodes (E)  ids, outcome, success, trainable, token_offsets (E+1), turn_offsets (E+1), and the
                   tree of a tree rollout: parent_id ("" for a root), branch_turn (-1 for a root; a branch
-                  copies its parent's first branch_turn turns, with mask 0 on their tokens)
+                  copies its parent's first branch_turn turns, with mask 0 on their tokens), policy_version
+                  (the policy that sampled it, -1 unknown: what overlapping rollouts make stale)
     turns    (M)  reward r_t, action / observation spans, state_text (what the agent saw before
                   acting), action_text, invalid, terminated / truncated (the env's flags of the step:
                   an episode that ended on a time limit is truncated, not terminal); the turns of
@@ -61,6 +62,7 @@ GroupKey = Literal["group_id", "instance_hash", "task_id"]
 OutcomeSource = Literal["final_reward", "success", "return"]
 
 _EPISODE_STR = ("episode_id", "group_id", "task_id", "instance_hash", "env_id", "run_id", "parent_id")
+_EPISODE_NUM = ("outcome", "success", "trainable", "branch_turn", "policy_version")
 _TURN_SPANS = ("action_start", "action_end", "obs_start", "obs_end")
 _TURN_FLAGS = ("invalid", "terminated", "truncated")
 
@@ -109,6 +111,7 @@ class TurnTable:
     success: np.ndarray  # 1.0 / 0.0 / nan (unknown), float64
     trainable: np.ndarray  # bool
     branch_turn: np.ndarray  # int64: the turn a branch continues its parent from, -1 for a root
+    policy_version: np.ndarray  # int64: the version of the policy that sampled it, -1 unknown
     token_offsets: np.ndarray  # int64 (E+1)
     turn_offsets: np.ndarray  # int64 (E+1)
     # per turn (M)
@@ -283,7 +286,7 @@ class TurnTable:
         """The table of ``episodes``. ``outcome`` says where o_i comes from (see ``OutcomeSource``)."""
         if outcome not in ("final_reward", "success", "return"):
             raise ValueError(f"unknown outcome source {outcome!r}: use 'final_reward', 'success' or 'return'")
-        ep_cols: dict[str, list[Any]] = {k: [] for k in (*_EPISODE_STR, "outcome", "success", "trainable", "branch_turn")}
+        ep_cols: dict[str, list[Any]] = {k: [] for k in (*_EPISODE_STR, *_EPISODE_NUM)}
         turn_cols: dict[str, list[Any]] = {k: [] for k in ("reward", *_TURN_SPANS, "state_text", "action_text", *_TURN_FLAGS)}
         tokens: list[int] = []
         mask: list[int] = []
@@ -297,6 +300,7 @@ class TurnTable:
             ep_cols["success"].append(np.nan if ep.success is None else float(ep.success))
             ep_cols["trainable"].append(bool(ep.trainable))
             ep_cols["branch_turn"].append(-1 if ep.branch_turn is None else int(ep.branch_turn))
+            ep_cols["policy_version"].append(-1 if ep.policy_version is None else int(ep.policy_version))
             state = _messages_text(ep.prompt)
             for turn in ep.turns:
                 turn_cols["reward"].append(float(turn.reward))
@@ -321,6 +325,7 @@ class TurnTable:
             success=np.asarray(ep_cols["success"], dtype=np.float64),
             trainable=np.asarray(ep_cols["trainable"], dtype=bool),
             branch_turn=np.asarray(ep_cols["branch_turn"], dtype=np.int64),
+            policy_version=np.asarray(ep_cols["policy_version"], dtype=np.int64),
             token_offsets=np.asarray(tok_off, dtype=np.int64),
             turn_offsets=np.asarray(turn_off, dtype=np.int64),
             reward=np.asarray(turn_cols["reward"], dtype=np.float64),
@@ -347,6 +352,7 @@ class TurnTable:
             "success": pa.array(self.success, type=pa.float64()),
             "trainable": pa.array(self.trainable, type=pa.bool_()),
             "branch_turn": pa.array(self.branch_turn, type=pa.int64()),
+            "policy_version": pa.array(self.policy_version, type=pa.int64()),
             "reward": lists(self.reward, t, pa.float64()),
             **{name: lists(getattr(self, name), t, pa.int64()) for name in _TURN_SPANS},
             "state_text": lists(self.state_text.tolist(), t, pa.string()),
@@ -395,10 +401,10 @@ class TurnTable:
             outcome=episode_col("outcome", np.float64),
             success=episode_col("success", np.float64),
             trainable=episode_col("trainable", bool),
-            branch_turn=(
-                episode_col("branch_turn", np.int64) if "branch_turn" in table.column_names
-                else np.full(n, -1, dtype=np.int64)
-            ),
+            **{
+                k: episode_col(k, np.int64) if k in table.column_names else np.full(n, -1, dtype=np.int64)
+                for k in ("branch_turn", "policy_version")
+            },
             token_offsets=tok_off,
             turn_offsets=turn_off,
             reward=reward,
@@ -430,11 +436,11 @@ class TurnTable:
         return cls(**cols)
 
 
-_EPISODE_COLUMNS = frozenset((*_EPISODE_STR, "outcome", "success", "trainable", "branch_turn"))
+_EPISODE_COLUMNS = frozenset((*_EPISODE_STR, *_EPISODE_NUM))
 _TURN_COLUMNS = frozenset(("reward", *_TURN_SPANS, "state_text", "action_text", *_TURN_FLAGS))
 _ARROW_COLUMNS = (*_EPISODE_COLUMNS, *_TURN_COLUMNS, "tokens", "mask", "logprobs")
 #: columns that shards of earlier versions lack (read with the defaults those versions assumed)
-_LATER_COLUMNS = frozenset(("terminated", "truncated", "parent_id", "branch_turn"))
+_LATER_COLUMNS = frozenset(("terminated", "truncated", "parent_id", "branch_turn", "policy_version"))
 
 
 def write_parquet(table: TurnTable | Sequence[Episode], path: str | Path) -> Path:

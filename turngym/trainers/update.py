@@ -15,6 +15,9 @@ nothing to the gradient, and the aggregation's denominator then counts only the 
 signal (DAPO's dynamic sampling does the same by dropping such groups).
 ``old_logprobs`` are the ones the backend recorded while sampling (the weight-sync probe checks that
 the engine serves the trainer's weights); ``recompute_old_logprobs=True`` recomputes them instead.
+``truncated_is=C`` (overlapping rollouts, whose samples come from an older policy): the PPO ratio is taken
+against the policy at the update (recomputed, pi_prox) and each token's term weighted by
+min(pi_prox / pi_sampler, C) against the logprobs the sampler recorded (``losses.truncated_is_weights``).
 On CUDA the forward pass runs under bf16 autocast (``autocast="auto"``); on CPU in float32.
 With ``ranks`` (turngym.trainers.distributed, ``learner.processes`` > 1) each process takes its rows of every
 minibatch, the weights' denominator counts the minibatch's units on every rank and the gradients are summed
@@ -35,7 +38,7 @@ from turngym.trainers.advantages import Advantages
 from turngym.trainers.config import OptimConfig
 from turngym.trainers.constraint import mask_disallowed
 from turngym.trainers.distributed import ONE, Ranks
-from turngym.trainers.losses import LossConfig, policy_loss
+from turngym.trainers.losses import LossConfig, policy_loss, truncated_is_weights
 from turngym.trainers.table import TurnTable, collate_episodes
 
 __all__ = ["OptimConfig", "make_optimizer", "policy_update", "scheduled_lr", "sequence_logprobs", "set_scheduled_lr", "torch_threads"]
@@ -144,6 +147,7 @@ def policy_update(
     generator: torch.Generator | None = None,
     pad_id: int = 0,
     ranks: Ranks = ONE,
+    truncated_is: float | None = None,
 ) -> dict[str, float]:
     """K epochs of minibatch PPO-clip steps on the kept, trainable episodes of ``table``; mean metrics.
 
@@ -180,10 +184,13 @@ def policy_update(
                 collate_episodes(table, mini[i : i + micro], device=device, pad_id=pad_id, token_columns=columns)
                 for i in range(0, len(mini), micro)
             ]
-            if optim.recompute_old_logprobs:
+            if optim.recompute_old_logprobs or truncated_is is not None:
                 with torch.no_grad():
                     for b in batches:
+                        sampled = b["old_logprobs"]
                         b["old_logprobs"] = sequence_logprobs(model, b, allowed=allowed, autocast=optim.autocast)[0]
+                        if truncated_is is not None:
+                            b["is_weights"] = truncated_is_weights(b["old_logprobs"], sampled, truncated_is)
             total = ranks.total(sum(_units(b, loss.aggregation) for b in batches))  # the whole minibatch's
             if total == 0:
                 continue
@@ -201,6 +208,7 @@ def policy_update(
                 value, stats = policy_loss(
                     logp, b["old_logprobs"], b["advantages"], b["loss_mask"], cfg=loss,
                     ref_logp=ref, entropy=H, turn_ids=b["turn_ids"].long(), episode_ids=b["episode"],
+                    is_weights=b.get("is_weights"),
                 )
                 (value * share).backward()
                 for k, v in stats.items():
