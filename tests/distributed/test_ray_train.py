@@ -44,22 +44,22 @@ def test_ray_workers_get_every_updates_weights_and_each_episode_is_stored_once(t
     assert all(e.trainable and e.tokens and not e.error for e in episodes)
 
 
-def test_a_worker_killed_mid_rollout_has_its_episodes_played_by_the_other_and_the_run_goes_on(
-    tmp_path, gn_model, cluster, monkeypatch
+def test_a_worker_killed_mid_rollout_is_replaced_with_the_synced_weights_and_the_run_goes_on(
+    tmp_path, gn_model, cluster, monkeypatch, capfd
 ):
     play = ray_rollout.RolloutPool.play
-    seen: dict[str, object] = {}
+    seen: dict[str, object] = {"calls": 0}
 
     async def play_and_kill(self, tasks, **kwargs):
-        if "result" in seen:
-            seen["after"] = self.alive
+        seen["calls"] += 1
+        if seen["calls"] != 2:
             return await play(self, tasks, **kwargs)
         outer = kwargs.pop("on_episode", None)
 
         def on_episode(episode):
-            if not seen.get("killed"):  # the first episode back: worker 1 dies with episodes in flight
+            if "killed" not in seen:  # iteration 2's first episode back: worker 1 dies with episodes in flight
+                seen["killed"] = self.workers[1]["pid"]
                 os.kill(self.workers[1]["pid"], signal.SIGKILL)
-                seen["killed"] = True
             if outer is not None:
                 outer(episode)
 
@@ -67,13 +67,19 @@ def test_a_worker_killed_mid_rollout_has_its_episodes_played_by_the_other_and_th
         return seen["result"]
 
     monkeypatch.setattr(ray_rollout.RolloutPool, "play", play_and_kill)
-    cfg = _cfg(tmp_path, gn_model, cluster, iterations=2, **{"rollout.groups": 4, "rollout.concurrency": 2})
+    cfg = _cfg(tmp_path, gn_model, cluster, iterations=3, **{"rollout.groups": 4, "rollout.concurrency": 2})
     OnPolicyTrainer(cfg).run(progress=False)
-    first = seen["result"]
-    assert first.lost.keys() == {1} and first.replayed and set(first.replayed.values()) == {1}
-    assert all(first.played_on[i] == 0 for i in first.replayed)
-    assert seen["after"] == [0]  # iteration 2 played on the worker left
+    second = seen["result"]
+    killed = seen["killed"]
+    assert second.lost.keys() == {1} and second.replayed and set(second.replayed.values()) == {killed}
+    assert all(second.played_by[i] != killed for i in second.replayed)
+    # the replacement loaded the weights of iteration 1's sync and passed its probe before it played
+    err = capfd.readouterr().err
+    assert f"rollout worker 1 restarted as pid {second.workers[1]['pid']}" in err
+    assert "(the last weights loaded and probed)" in err
     episodes = read_episodes(tmp_path / "run" / "episodes.jsonl")
     counts = Counter(e.episode_id for e in episodes)
-    assert len(counts) == 2 * 4 * 4 and set(counts.values()) == {1}
-    assert [r["iteration"] for r in _train_records(tmp_path / "run")] == [1, 2]
+    assert len(counts) == 3 * 4 * 4 and set(counts.values()) == {1}
+    records = _train_records(tmp_path / "run")
+    assert [r["iteration"] for r in records] == [1, 2, 3]
+    assert all(r["probe_diff"] <= cfg.probe_tolerance for r in records)  # both workers synced after each update

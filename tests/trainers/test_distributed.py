@@ -165,10 +165,15 @@ def test_each_rank_collates_its_half_of_every_minibatch(two_ranks):
                 for r in range(SIZE):
                     expected[r] += order[start : start + mb][r::SIZE].tolist()
         for r in range(SIZE):
-            seen = [e for micro in two_ranks[r][case]["seen"] for e in micro]
+            calls = two_ranks[r][case]["seen"]
+            # first the old policy's logprobs (recompute_old_logprobs) of the rows this rank trains on, once each
+            mine = sorted(set(expected[r]), key=lambda e: int(e[1:]))
+            first = -(-len(mine) // optim.micro_batch_size)
+            assert [e for micro in calls[:first] for e in micro] == mine, (case, r)
+            seen = [e for micro in calls[first:] for e in micro]
             # epochs * rows / 2 each (an odd minibatch gives rank 0 the extra row), and the rows r::2 of each
             assert seen == expected[r], (case, r)
-            assert all(len(micro) <= optim.micro_batch_size for micro in two_ranks[r][case]["seen"])
+            assert all(len(micro) <= optim.micro_batch_size for micro in calls)
         assert sorted(expected[0] + expected[1]) == sorted(ids.tolist() * optim.epochs)
 
 

@@ -20,9 +20,11 @@ and JVMs live; the episodes stream back to the driver as they finish.
 - **The agent** is built on each worker from its spec (``make_agent(spec, **options)``): a model directory must be
   readable on every node, and ``openai:URL#MODEL`` has every worker ask one server.
 - **Faults.** A worker that dies (SIGKILL, out of memory, its node lost) has the tasks whose episodes had not
-  reached the driver replayed on the workers left (same tasks, same seeds), dealt the same way; an episode counts
-  once, when it reaches the driver, so none is lost or stored twice. The run stops with ``RolloutError`` only when
-  no worker is left, or when a worker raises (an agent that does not build, a bad task). The dead worker's
+  reached the driver replayed (same tasks, same seeds), dealt the same way over the workers left and its
+  replacement: a new actor in its place (``RayOptions.restarts`` times), which builds its agent and, in training,
+  loads the last synced weights and passes their probe first. An episode counts once, when it reaches the driver, so
+  none is lost or stored twice. The run stops with ``RolloutError`` only when no worker is left, or when a worker
+  raises (an agent that does not build, a bad task). The dead worker's
   containers stop when their owner does (turngym.sandboxes.docker), its JVMs and browsers likewise.
 """
 
@@ -40,7 +42,7 @@ from typing import Any, Protocol, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from turngym.agents.runner import EpisodeTask, run_episodes
-from turngym.core.errors import ConfigError, RolloutError
+from turngym.core.errors import ConfigError, RolloutError, StaleWeightsError
 from turngym.core.types import Episode
 
 __all__ = [
@@ -74,6 +76,9 @@ class RayOptions(BaseModel):
     address: str = "local"
     workers: int = Field(default=2, ge=1)
     cpus_per_worker: float = Field(default=1.0, gt=0)
+    #: times each worker is replaced after it dies (a new actor in its place, its agent built, the weights of the
+    #: last sync loaded and probed); 0: a dead worker's work moves to the others and it stays gone
+    restarts: int = Field(default=3, ge=0)
 
 
 @dataclass
@@ -86,7 +91,9 @@ class RayRollout:
     workers: list[dict[str, Any]] = field(default_factory=list)
     #: episode id -> index of the worker whose episode reached the driver
     played_on: dict[str, int] = field(default_factory=dict)
-    #: episode id -> index of the worker that died before its episode reached the driver (it was played again)
+    #: episode id -> pid of the worker process that played it (a restarted worker keeps its index, not its pid)
+    played_by: dict[str, int] = field(default_factory=dict)
+    #: episode id -> pid of the worker that died before its episode reached the driver (it was played again)
     replayed: dict[str, int] = field(default_factory=dict)
     #: worker index -> why it is gone
     lost: dict[int, str] = field(default_factory=dict)
@@ -236,7 +243,9 @@ class RolloutPool:
 
     Opening connects to Ray (``connected``), places the workers (``env_ids`` decide the docker / chromium
     resources) and has each build its agent, so a model that does not load stops here with ``RolloutError``
-    naming the worker. A worker lost in any call is gone for the rest of the pool's life; the others carry on."""
+    naming the worker. A worker that dies is replaced at once (``RayOptions.restarts`` times) by a new actor in its
+    place, which builds its agent and, in training, loads the weights of the last sync and must pass the same probe
+    (``expect``) before it plays; meanwhile and otherwise its unfinished work goes to the others."""
 
     def __init__(
         self,
@@ -255,14 +264,21 @@ class RolloutPool:
         self._handles: list[Any] = []
         self._group: Any = None
         self._exit = contextlib.ExitStack()
+        self._restarts: dict[int, int] = {}
+        self._needs: dict[str, float] = {}
+        self._restarting = asyncio.Lock()
+        #: the last weights pushed (an object ref) and the probe they passed: (ids, logprobs, tolerance)
+        self._weights: Any = None
+        self._probe: tuple[list[int], list[float], float] | None = None
 
     async def __aenter__(self) -> Self:
         self._ray = import_ray()
         self._exit.enter_context(connected(self._ray, self.options))
         try:
-            self._handles, self._group = await _start_workers(
+            self._handles, self._group, self._needs = await _start_workers(
                 self._ray, self.env_ids, self.recipe, self.options, self.options.workers
             )
+            self._restarts = dict.fromkeys(range(len(self._handles)), self.options.restarts)
             self.workers = await _gather(self._ray, [h.where.remote() for h in self._handles], "starting")
             await self._each(lambda h: h.build.remote(), "building its agent")
         except BaseException:
@@ -293,14 +309,57 @@ class RolloutPool:
         info = self.workers[w]
         return f"rollout worker {w} (pid {info['pid']} on {info['host']}, node {info['node'][:8]})"
 
-    def _lose(self, w: int, error: BaseException) -> None:
+    def _lose(self, w: int, error: BaseException, handle: Any = None) -> bool:
+        """Mark worker ``w`` gone (False if ``handle``, the actor that failed, was already replaced)."""
+        if handle is not None and handle is not self._handles[w]:
+            return False
         text = str(error).strip()
         reason = text.splitlines()[0] if text else type(error).__name__
         with contextlib.suppress(Exception):
             self._ray.kill(self._handles[w])  # a worker that was only unreachable must not come back and play on
         self.lost.setdefault(w, reason)
-        if not self.alive:
-            raise RolloutError(f"every rollout worker is gone, the last {self.where(w)}: {reason}")
+        return True
+
+    def _none_left(self, w: int) -> RolloutError:
+        return RolloutError(f"every rollout worker is gone, the last {self.where(w)}: {self.lost[w]}")
+
+    async def restart(self, w: int) -> bool:
+        """Replace lost worker ``w`` by a new actor in its place (if it has restarts left): its agent built, the
+        last sync's weights loaded and probed. True if worker ``w`` plays again."""
+        from ray.exceptions import RayError
+
+        async with self._restarting:
+            if w not in self.lost:
+                return True
+            if self._restarts.get(w, 0) <= 0:
+                return False
+            self._restarts[w] -= 1
+            handle = _new_worker(self._ray, self._group, self.recipe, self.options, self._needs, w)
+            try:
+                info = await asyncio.wait_for(handle.where.remote(), PLACE_TIMEOUT)
+                await handle.build.remote()
+                if self._weights is not None:
+                    await handle.load_weights.remote(self._weights)
+                if self._probe is not None:
+                    ids, expected, tolerance = self._probe
+                    theirs = await handle.prompt_logprobs.remote(ids)
+                    diff = max((abs(a - b) for a, b in zip(expected, theirs, strict=True)), default=0.0)
+                    if not diff <= tolerance:
+                        raise StaleWeightsError(f"its probe differs from the trainer's by {diff:.4g} (> {tolerance:g})")
+            except (RayError, TimeoutError, StaleWeightsError, ValueError) as e:
+                with contextlib.suppress(Exception):
+                    self._ray.kill(handle)
+                self.say(f"rollout worker {w} could not be restarted: {type(e).__name__}: {e}")
+                return False
+            self._handles[w], self.workers[w] = handle, info
+            self.lost.pop(w)
+            synced = " (the last weights loaded and probed)" if self._probe is not None else ""
+            self.say(f"rollout worker {w} restarted as pid {info['pid']} on {info['host']}{synced}")
+            return True
+
+    def expect(self, ids: list[int], logprobs: list[float], tolerance: float) -> None:
+        """The probe the last weights passed: a restarted worker must pass it too before it plays."""
+        self._probe = (list(ids), list(logprobs), tolerance)
 
     async def play(
         self,
@@ -321,6 +380,8 @@ class RolloutPool:
             )
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        for w in list(self.lost):  # lost between plays (in a weight sync): back with the weights just probed
+            await self.restart(w)
         result = RayRollout(episodes=[], workers=self.workers)
         if tasks:
             play_options = {
@@ -337,7 +398,9 @@ class RolloutPool:
     async def load_weights(self, weights: list[tuple[str, Any]]) -> None:
         """Every worker left serves ``weights`` (put in Ray's object store once)."""
         ref = self._ray.put(weights)
+        self._probe = None  # until the trainer has probed these weights (expect)
         await self._each(lambda h: h.load_weights.remote(ref), "loading weights")
+        self._weights = ref
 
     async def prompt_logprobs(self, ids: list[int]) -> dict[int, list[float]]:
         """Each worker left's engine logprobs of ``ids`` (the probe after a weight sync), by worker index."""
@@ -357,6 +420,8 @@ class RolloutPool:
             except (RayActorError, ActorUnavailableError) as e:
                 self._lose(w, e)
                 self.say(f"{self.where(w)} is gone ({self.lost[w]}) in {doing}")
+                if not self.alive:
+                    raise self._none_left(w) from None
             except RayTaskError as e:
                 cause = e.cause if getattr(e, "cause", None) is not None else e
                 raise RolloutError(f"{self.where(w)} failed in {doing}: {type(cause).__name__}: {cause}") from None
@@ -376,7 +441,9 @@ class RolloutPool:
 
         async def stream(w: int, share: list[EpisodeTask]) -> list[tuple[int, list[EpisodeTask]]]:
             """Play ``share`` on worker ``w``; the shares to play elsewhere if the worker dies."""
-            episodes = self._handles[w].play.remote(share, play_options, seed)
+            handle = self._handles[w]
+            pid = self.workers[w]["pid"]
+            episodes = handle.play.remote(share, play_options, seed)
             try:
                 async for ref in episodes:
                     episode = await ref
@@ -384,6 +451,7 @@ class RolloutPool:
                         continue
                     got[episode.episode_id] = episode
                     result.played_on[episode.episode_id] = w
+                    result.played_by[episode.episode_id] = pid
                     if on_episode is not None:
                         on_episode(episode)
                 return []
@@ -399,20 +467,18 @@ class RolloutPool:
             # the worker is gone: what it had not sent is played again by the others
             left = [t for t in share if t.episode_id not in got]
             for task in left:
-                result.replayed[task.episode_id] = w
-            try:
-                self._lose(w, error)
-            except RolloutError as e:
+                result.replayed[task.episode_id] = pid
+            gone = self.where(w)
+            if self._lose(w, error, handle):
+                result.lost[w] = self.lost[w]
+                self.say(f"{gone} is gone ({self.lost[w]}): {len(left)} unfinished episode(s) to play again")
+            await self.restart(w)
+            if not self.alive:
                 raise RolloutError(
-                    f"{e}. The {len(got)} episodes that finished are kept; rerun to play the rest (an eval resumes "
-                    "from its run directory)"
+                    f"{self._none_left(w)}. The {len(got)} episodes that finished are kept; rerun to play the rest "
+                    "(an eval resumes from its run directory)"
                 ) from None
-            result.lost[w] = self.lost[w]
             survivors = self.alive
-            self.say(
-                f"{self.where(w)} is gone ({self.lost[w]}): {len(left)} unfinished episode(s) played again on "
-                f"worker(s) {survivors}"
-            )
             return [(survivors[i], part) for i, part in enumerate(deal(left, len(survivors))) if part]
 
         alive = self.alive
@@ -479,9 +545,8 @@ def connected(ray: Any, options: RayOptions) -> Iterator[None]:
 
 async def _start_workers(
     ray: Any, env_ids: Sequence[str], recipe: AgentRecipe, options: RayOptions, workers: int
-) -> tuple[list[Any], Any]:
+) -> tuple[list[Any], Any, dict[str, float]]:
     from ray.util.placement_group import placement_group, remove_placement_group
-    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     from turngym.core.registry import env_info
 
@@ -504,17 +569,23 @@ async def _start_workers(
             f"(free now: {free}): ask for fewer workers (--workers, ray.workers), less CPU each "
             "(ray.cpus_per_worker), or add nodes"
         ) from None
-    actor = ray.remote(RolloutWorker)
-    handles = [
-        actor.options(
+    return [_new_worker(ray, group, recipe, options, needs, i) for i in range(workers)], group, needs
+
+
+def _new_worker(ray: Any, group: Any, recipe: AgentRecipe, options: RayOptions, needs: dict[str, float], i: int) -> Any:
+    """Rollout worker ``i``: an actor in bundle ``i`` of the placement group."""
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    return (
+        ray.remote(RolloutWorker)
+        .options(
             num_cpus=options.cpus_per_worker,
             resources=needs or None,
             max_restarts=0,
             scheduling_strategy=PlacementGroupSchedulingStrategy(placement_group=group, placement_group_bundle_index=i),
-        ).remote(i, recipe)
-        for i in range(workers)
-    ]
-    return handles, group
+        )
+        .remote(i, recipe)
+    )
 
 
 async def _stop_workers(ray: Any, handles: list[Any], group: Any) -> None:

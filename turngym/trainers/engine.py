@@ -99,7 +99,9 @@ async def sync_pool_weights(pool: Any, model: torch.nn.Module, probe_ids: Sequen
     await pool.load_weights(served_weights(model))
     mine = trainer_logprobs(model, probe_ids)
     theirs = await pool.prompt_logprobs(list(probe_ids))
-    return max((probe_diff(mine, t, pool.where(w) + "'s engine", tolerance) for w, t in theirs.items()), default=0.0)
+    diff = max((probe_diff(mine, t, pool.where(w) + "'s engine", tolerance) for w, t in theirs.items()), default=0.0)
+    pool.expect(list(probe_ids), mine, tolerance)  # a worker restarted later must pass the same probe
+    return diff
 
 
 def probe_diff(mine: Sequence[float], theirs: Sequence[float], engine: str, tolerance: float) -> float:

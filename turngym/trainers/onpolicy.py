@@ -19,8 +19,9 @@ With ``rollout.overlap: 1`` iteration k + 1 is sampled while iteration k updates
 rollout on the event loop, each with its own copy of the weights): its episodes come from the weights of iteration
 k - 1 (``policy_version``, one behind the policy they train; the metrics log ``staleness``), and the update corrects
 that with truncated importance sampling against the sampler's logprobs (``loss.tis_cap``). The weights reach the
-engine after both have finished, so no episode mixes two versions. An iteration then takes about max(rollout,
-update) + sync instead of their sum.
+engine after both have finished, so no episode mixes two versions. An iteration takes max(rollout, update) + sync
+instead of their sum only where the two run in parallel: the update's kernels release the GIL (a GPU, a bigger
+model); the demo's tiny model on a 2-core CPU is Python-bound in both and gets slower (PERFORMANCE.md, "Scale-out").
 
 A checkpoint adds the optimizer and the minibatch generator to what the loop saves (and the critic's head and
 optimizer for bilevel_gae, and with overlap the episodes sampled ahead for the next iteration). Iteration k's tasks

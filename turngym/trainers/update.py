@@ -14,7 +14,8 @@ all 0 (a group where every episode scored the same) are left out of the forward 
 nothing to the gradient, and the aggregation's denominator then counts only the episodes that carry
 signal (DAPO's dynamic sampling does the same by dropping such groups).
 ``old_logprobs`` are the ones the backend recorded while sampling (the weight-sync probe checks that
-the engine serves the trainer's weights); ``recompute_old_logprobs=True`` recomputes them instead.
+the engine serves the trainer's weights); ``recompute_old_logprobs=True`` recomputes them instead, once per episode,
+where the update first meets it (before any step on it), so the later epochs are clipped against them.
 ``truncated_is=C`` (overlapping rollouts, whose samples come from an older policy): the PPO ratio is taken
 against the policy at the update (recomputed, pi_prox) and each token's term weighted by
 min(pi_prox / pi_sampler, C) against the logprobs the sampler recorded (``losses.truncated_is_weights``).
@@ -125,6 +126,41 @@ def sequence_logprobs(
     return logp, entropy
 
 
+@torch.no_grad()
+def proximal_logprobs(
+    model: torch.nn.Module,
+    table: TurnTable,
+    rows: np.ndarray,
+    *,
+    micro: int,
+    device: torch.device,
+    pad_id: int,
+    allowed: torch.Tensor | None,
+    columns: dict[str, np.ndarray],
+    autocast: str,
+) -> dict[int, torch.Tensor]:
+    """Each of ``rows``' log pi(token) [its stream length] under ``model`` as it is now: PPO's old policy,
+    computed once before an update's first step, so every epoch is clipped against it."""
+    out: dict[int, torch.Tensor] = {}
+    was = model.training
+    model.eval()
+    for i in range(0, len(rows), micro):
+        b = collate_episodes(table, rows[i : i + micro], device=device, pad_id=pad_id, token_columns=columns)
+        logp = sequence_logprobs(model, b, allowed=allowed, autocast=autocast)[0]
+        for j, r in enumerate(b["episode"].tolist()):
+            out[r] = logp[j, : int(b["lengths"][j])].clone()
+    model.train(was)
+    return out
+
+
+def _rows_of(logprobs: dict[int, torch.Tensor], b: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``logprobs`` of the micro-batch ``b``'s episodes, as its [B, L] (0-padded)."""
+    out = torch.zeros_like(b["old_logprobs"])
+    for j, r in enumerate(b["episode"].tolist()):
+        out[j, : len(logprobs[r])] = logprobs[r]
+    return out
+
+
 def _units(batch: dict[str, torch.Tensor], aggregation: str) -> int:
     mask = batch["loss_mask"]
     if aggregation == "token_mean":
@@ -171,60 +207,63 @@ def policy_update(
         columns["fsm_state"] = fsm_states
     mb = optim.minibatch_size or len(rows)
     micro = optim.micro_batch_size or mb
+    # the epochs' shuffles, drawn up front (the same draws as one at a time): which rows this rank will train on
+    orders = [rows[torch.randperm(len(rows), generator=generator).numpy()] for _ in range(optim.epochs)]
+    minibatches = [ranks.rows(order[start : start + mb]) for order in orders for start in range(0, len(order), mb)]
+    proximal = None
+    if optim.recompute_old_logprobs or truncated_is is not None:  # pi_old: the policy before the update's first step
+        mine = np.unique(np.concatenate(minibatches)) if minibatches else rows[:0]
+        proximal = proximal_logprobs(model, table, mine, micro=micro, device=device, pad_id=pad_id, allowed=allowed,
+                                     columns=columns, autocast=optim.autocast)
     model.train()
     sums: dict[str, float] = defaultdict(float)
     norms = 0.0
     steps = 0
     params = [p for p in model.parameters() if p.requires_grad]
-    for _ in range(optim.epochs):
-        order = rows[torch.randperm(len(rows), generator=generator).numpy()]
-        for start in range(0, len(order), mb):
-            mini = ranks.rows(order[start : start + mb])
-            batches = [
-                collate_episodes(table, mini[i : i + micro], device=device, pad_id=pad_id, token_columns=columns)
-                for i in range(0, len(mini), micro)
-            ]
-            if optim.recompute_old_logprobs or truncated_is is not None:
-                with torch.no_grad():
-                    for b in batches:
-                        sampled = b["old_logprobs"]
-                        b["old_logprobs"] = sequence_logprobs(model, b, allowed=allowed, autocast=optim.autocast)[0]
-                        if truncated_is is not None:
-                            b["is_weights"] = truncated_is_weights(b["old_logprobs"], sampled, truncated_is)
-            total = ranks.total(sum(_units(b, loss.aggregation) for b in batches))  # the whole minibatch's
-            if total == 0:
-                continue
+    for mini in minibatches:  # one optimizer step each
+        batches = [
+            collate_episodes(table, mini[i : i + micro], device=device, pad_id=pad_id, token_columns=columns)
+            for i in range(0, len(mini), micro)
+        ]
+        if proximal is not None:
             for b in batches:
-                share = _units(b, loss.aggregation) / total
-                if share == 0:
-                    continue
-                logp, H = sequence_logprobs(
-                    model, b, allowed=allowed, with_entropy=loss.entropy_coef > 0, autocast=optim.autocast
-                )
-                ref = None
-                if ref_model is not None:
-                    with torch.no_grad():
-                        ref = sequence_logprobs(ref_model, b, allowed=allowed, autocast=optim.autocast)[0]
-                value, stats = policy_loss(
-                    logp, b["old_logprobs"], b["advantages"], b["loss_mask"], cfg=loss,
-                    ref_logp=ref, entropy=H, turn_ids=b["turn_ids"].long(), episode_ids=b["episode"],
-                    is_weights=b.get("is_weights"),
-                )
-                (value * share).backward()
-                for k, v in stats.items():
-                    sums[k] += float(v) * share
-                sums["action_tokens"] += float(b["loss_mask"].sum())
-            ranks.sum_gradients(params)
-            if optim.grad_clip > 0:
-                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
-            else:
-                norm = torch.linalg.vector_norm(
-                    torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None])
-                )
-            norms += float(norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            steps += 1
+                sampled, b["old_logprobs"] = b["old_logprobs"], _rows_of(proximal, b)
+                if truncated_is is not None:
+                    b["is_weights"] = truncated_is_weights(b["old_logprobs"], sampled, truncated_is)
+        total = ranks.total(sum(_units(b, loss.aggregation) for b in batches))  # the whole minibatch's
+        if total == 0:
+            continue
+        for b in batches:
+            share = _units(b, loss.aggregation) / total
+            if share == 0:
+                continue
+            logp, H = sequence_logprobs(
+                model, b, allowed=allowed, with_entropy=loss.entropy_coef > 0, autocast=optim.autocast
+            )
+            ref = None
+            if ref_model is not None:
+                with torch.no_grad():
+                    ref = sequence_logprobs(ref_model, b, allowed=allowed, autocast=optim.autocast)[0]
+            value, stats = policy_loss(
+                logp, b["old_logprobs"], b["advantages"], b["loss_mask"], cfg=loss,
+                ref_logp=ref, entropy=H, turn_ids=b["turn_ids"].long(), episode_ids=b["episode"],
+                is_weights=b.get("is_weights"),
+            )
+            (value * share).backward()
+            for k, v in stats.items():
+                sums[k] += float(v) * share
+            sums["action_tokens"] += float(b["loss_mask"].sum())
+        ranks.sum_gradients(params)
+        if optim.grad_clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
+        else:
+            norm = torch.linalg.vector_norm(
+                torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None])
+            )
+        norms += float(norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        steps += 1
     model.eval()
     sums = ranks.sum_stats(sums)
     out = {k: v / max(steps, 1) for k, v in sums.items() if k != "action_tokens"}
