@@ -17,15 +17,17 @@ and JVMs live; the episodes stream back to the driver as they finish.
 - **Groups stay on one worker** (a group's episodes share one task instance): each group goes to the worker
   with the fewest tasks so far, in task order, so a run deals the same way every time. ``concurrency`` is the
   episodes in flight on each worker.
-- **The agent** is built on each worker from its spec (``make_agent(spec, **options)``): a model directory must be
-  readable on every node, and ``openai:URL#MODEL`` has every worker ask one server.
+- **The agent** is built on each worker from a recipe (``AgentRecipe``): for eval its spec (``SpecRecipe``:
+  ``make_agent(spec, **options)``; a model directory must be readable on every node, and ``openai:URL#MODEL`` has
+  every worker ask one server), for training the run's engine (``turngym.trainers.rollout.PolicyRecipe``), which
+  ``RolloutPool.load_weights`` and ``prompt_logprobs`` keep in step with the trainer.
 - **Faults.** A worker that dies (SIGKILL, out of memory, its node lost) has the tasks whose episodes had not
   reached the driver replayed (same tasks, same seeds), dealt the same way over the workers left and its
   replacement: a new actor in its place (``RayOptions.restarts`` times), which builds its agent and, in training,
   loads the last synced weights and passes their probe first. An episode counts once, when it reaches the driver, so
   none is lost or stored twice. The run stops with ``RolloutError`` only when no worker is left, or when a worker
-  raises (an agent that does not build, a bad task). The dead worker's
-  containers stop when their owner does (turngym.sandboxes.docker), its JVMs and browsers likewise.
+  raises (an agent that does not build, a bad task). The dead worker's containers stop when their owner does
+  (turngym.sandboxes.docker), its JVMs and browsers likewise.
 """
 
 from __future__ import annotations
