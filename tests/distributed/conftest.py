@@ -8,9 +8,10 @@ from tests.trainers.conftest import gn_model  # noqa: F401 - the trainer tests' 
 from turngym.distributed.ray_rollout import import_ray
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster():
-    """A head node and a second node, 2 CPUs and a ``docker`` resource each, bounded object stores."""
+    """A head node and a second node, 2 CPUs and a ``docker`` resource each, bounded object stores; stopped after
+    the package's last test, so its processes do not idle beside the rest of the suite."""
     ray = import_ray()
     from ray.cluster_utils import Cluster
 
