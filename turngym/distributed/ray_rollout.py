@@ -269,9 +269,10 @@ class RolloutPool:
         self._restarts: dict[int, int] = {}
         self._needs: dict[str, float] = {}
         self._restarting = asyncio.Lock()
-        #: the last weights pushed (an object ref) and the probe they passed: (ids, logprobs, tolerance)
+        #: the last weights pushed (an object ref) and the probe they passed: its ids and the trainer's check of an
+        #: engine's logprobs of them (``expect``)
         self._weights: Any = None
-        self._probe: tuple[list[int], list[float], float] | None = None
+        self._probe: tuple[list[int], Callable[[list[float], str], float]] | None = None
 
     async def __aenter__(self) -> Self:
         self._ray = import_ray()
@@ -343,12 +344,9 @@ class RolloutPool:
                 if self._weights is not None:
                     await handle.load_weights.remote(self._weights)
                 if self._probe is not None:
-                    ids, expected, tolerance = self._probe
-                    theirs = await handle.prompt_logprobs.remote(ids)
-                    diff = max((abs(a - b) for a, b in zip(expected, theirs, strict=True)), default=0.0)
-                    if not diff <= tolerance:
-                        raise StaleWeightsError(f"its probe differs from the trainer's by {diff:.4g} (> {tolerance:g})")
-            except (RayError, TimeoutError, StaleWeightsError, ValueError) as e:
+                    ids, check = self._probe
+                    check(await handle.prompt_logprobs.remote(ids), f"the engine of the new pid {info['pid']}")
+            except (RayError, TimeoutError, StaleWeightsError) as e:
                 with contextlib.suppress(Exception):
                     self._ray.kill(handle)
                 self.say(f"rollout worker {w} could not be restarted: {type(e).__name__}: {e}")
@@ -359,9 +357,10 @@ class RolloutPool:
             self.say(f"rollout worker {w} restarted as pid {info['pid']} on {info['host']}{synced}")
             return True
 
-    def expect(self, ids: list[int], logprobs: list[float], tolerance: float) -> None:
-        """The probe the last weights passed: a restarted worker must pass it too before it plays."""
-        self._probe = (list(ids), list(logprobs), tolerance)
+    def expect(self, ids: list[int], check: Callable[[list[float], str], float]) -> None:
+        """The probe the last weights passed: a restarted worker's engine logprobs of ``ids`` must pass ``check``
+        (which raises StaleWeightsError naming the engine, its second argument) before it plays."""
+        self._probe = (list(ids), check)
 
     async def play(
         self,

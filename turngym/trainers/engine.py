@@ -100,7 +100,8 @@ async def sync_pool_weights(pool: Any, model: torch.nn.Module, probe_ids: Sequen
     mine = trainer_logprobs(model, probe_ids)
     theirs = await pool.prompt_logprobs(list(probe_ids))
     diff = max((probe_diff(mine, t, pool.where(w) + "'s engine", tolerance) for w, t in theirs.items()), default=0.0)
-    pool.expect(list(probe_ids), mine, tolerance)  # a worker restarted later must pass the same probe
+    # a worker restarted later must pass the same probe
+    pool.expect(list(probe_ids), lambda logprobs, engine: probe_diff(mine, logprobs, engine, tolerance))
     return diff
 
 
