@@ -371,23 +371,16 @@ async def execute(
     pending = plan.pending
     if not pending and agent is not None:
         await agent.aclose()
-    if pending and cfg.ray is not None:
-        if agent is not None:  # the workers build their own
+    if pending:
+        if cfg.ray is not None and agent is not None:  # the workers build their own
             await agent.aclose()
-        with EpisodeStore(path=run_dir / EPISODES_FILE) as store:
-            new = await play(
-                pending, cfg.agent, store=store, run_dir=run_dir, run_id=run_dir.name, concurrency=cfg.concurrency,
-                turn_timeout=cfg.turn_timeout, episode_timeout=cfg.episode_timeout, on_episode=on_episode,
-                ray=cfg.ray, on_event=on_event,
-            )
-    elif pending:
-        agent = agent if agent is not None else prepare_agent(plan)
-        assert agent is not None
+            agent = None
+        built = agent if agent is not None or cfg.ray is not None else prepare_agent(plan)
         with EpisodeStore(path=run_dir / EPISODES_FILE) as store:
             try:
                 new = await play(
                     pending,
-                    agent,
+                    cfg.agent if built is None else built,
                     store=store,
                     run_dir=run_dir,
                     run_id=run_dir.name,
@@ -395,9 +388,12 @@ async def execute(
                     turn_timeout=cfg.turn_timeout,
                     episode_timeout=cfg.episode_timeout,
                     on_episode=on_episode,
+                    ray=cfg.ray,
+                    on_event=on_event,
                 )
             finally:
-                await agent.aclose()
+                if built is not None:
+                    await built.aclose()
     episodes = _in_task_order(plan, [*plan.done, *new])
     elapsed = time.perf_counter() - start
     previous = run_dir / SUMMARY_FILE
