@@ -53,6 +53,13 @@ def eval_(
         ),
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Ray rollout workers, with --ray. [default: 2]")] = None,
+    engines: Annotated[
+        int | None,
+        typer.Option(
+            help="With --ray and an hf: or vllm: agent: N inference engine actors serve every worker's requests (each "
+            "to the least loaded) instead of a copy of the model in each worker. [default: 0]"
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Run directory [default: runs/<suite>-<agent>-<time>]; rerun with the same --out to resume."),
@@ -74,11 +81,16 @@ def eval_(
     from turngym.core.errors import ConfigError, TurngymError
 
     try:
-        if workers is not None and ray is None:
-            raise ConfigError(
-                f"--workers {workers} goes with --ray: add --ray (a local Ray instance) or --ray ADDRESS (a cluster), "
-                "or drop --workers to play on the local runner (its width is --concurrency)"
-            )
+        for flag, value in (("--workers", workers), ("--engines", engines)):
+            if value is not None and ray is None:
+                raise ConfigError(
+                    f"{flag} {value} goes with --ray: add --ray (a local Ray instance) or --ray ADDRESS (a cluster), "
+                    f"or drop {flag} to play on the local runner (its width is --concurrency)"
+                )
+        ray_options = {
+            "address": ray, **({"workers": workers} if workers is not None else {}),
+            **({"engines": engines} if engines is not None else {}),
+        }
         cfg = eval_config(
             suite,
             agent=agent,
@@ -90,7 +102,7 @@ def eval_(
             group_size=group_size,
             turn_timeout=turn_timeout,
             episode_timeout=episode_timeout,
-            ray=None if ray is None else {"address": ray, **({"workers": workers} if workers is not None else {})},
+            ray=None if ray is None else ray_options,
         )
         run_dir = out if out is not None else default_run_dir(cfg)
         plan = plan_run(cfg, run_dir)

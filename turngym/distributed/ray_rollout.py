@@ -20,7 +20,9 @@ and JVMs live; the episodes stream back to the driver as they finish.
 - **The agent** is built on each worker from a recipe (``AgentRecipe``): for eval its spec (``SpecRecipe``:
   ``make_agent(spec, **options)``; a model directory must be readable on every node, and ``openai:URL#MODEL`` has
   every worker ask one server), for training the run's engine (``turngym.trainers.rollout.PolicyRecipe``), which
-  ``RolloutPool.load_weights`` and ``prompt_logprobs`` keep in step with the trainer.
+  ``RolloutPool.load_weights`` and ``prompt_logprobs`` keep in step with the trainer. With ``RayOptions.engines``
+  > 0 the recipe's engine runs instead in that many engine actors, which every worker's requests go to, each to
+  the least loaded (``turngym.distributed.ray_engines``); the workers then hold no model.
 - **Faults.** A worker that dies (SIGKILL, out of memory, its node lost) has the tasks whose episodes had not
   reached the driver replayed (same tasks, same seeds), dealt the same way over the workers left and its
   replacement: a new actor in its place (``RayOptions.restarts`` times), which builds its agent and, in training,
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import socket
@@ -78,9 +81,14 @@ class RayOptions(BaseModel):
     address: str = "local"
     workers: int = Field(default=2, ge=1)
     cpus_per_worker: float = Field(default=1.0, gt=0)
-    #: times each worker is replaced after it dies (a new actor in its place, its agent built, the weights of the
-    #: last sync loaded and probed); 0: a dead worker's work moves to the others and it stays gone
+    #: times each worker (and each engine) is replaced after it dies (a new actor in its place, its agent built, the
+    #: weights of the last sync loaded and probed); 0: a dead worker's work moves to the others and it stays gone
     restarts: int = Field(default=3, ge=0)
+    #: 0: each worker runs its own copy of the agent's engine; N: N inference engine actors serve every worker's
+    #: requests, each request to the least loaded (turngym.distributed.ray_engines; hf: and vllm: agents)
+    engines: int = Field(default=0, ge=0)
+    cpus_per_engine: float = Field(default=1.0, ge=0)
+    gpus_per_engine: float = Field(default=0.0, ge=0)
 
 
 @dataclass
@@ -99,6 +107,8 @@ class RayRollout:
     replayed: dict[str, int] = field(default_factory=dict)
     #: worker index -> why it is gone
     lost: dict[int, str] = field(default_factory=dict)
+    #: with engine actors: each engine's index, pid and requests served so far
+    engines: list[dict[str, Any]] = field(default_factory=list)
 
 
 class AgentRecipe(Protocol):
@@ -154,7 +164,8 @@ class RolloutWorker:
         if self._built is None:
             from turngym.agents.partner import PartnerPool
 
-            self._built = self.recipe.build()
+            built = self.recipe.build()
+            self._built = await built if inspect.isawaitable(built) else built
             self._partners = PartnerPool()
 
     async def play(self, tasks: list[EpisodeTask], options: dict[str, Any], seed: int | None = None):
@@ -224,6 +235,11 @@ async def run_episodes_ray(
     options = options.model_copy(
         update={"workers": min(options.workers, len({t.group_id or t.episode_id for t in tasks}))}
     )
+    if options.engines and agent.partition(":")[0] not in ("hf", "vllm"):
+        raise ConfigError(
+            f"engine actors serve a model, and the agent {agent!r} has none: use an hf:PATH or vllm:PATH agent, or "
+            "drop engines (--engines) to run the agent on each worker"
+        )
     recipe = SpecRecipe(agent, dict(agent_options or {}))
     async with RolloutPool(recipe, options, env_ids={t.env_id for t in tasks}, on_event=on_event) as pool:
         return await pool.play(
@@ -273,14 +289,24 @@ class RolloutPool:
         #: engine's logprobs of them (``expect``)
         self._weights: Any = None
         self._probe: tuple[list[int], Callable[[list[float], str], float]] | None = None
+        #: with ``options.engines``: the engine actors, their board (turngym.distributed.ray_engines), where they run
+        self._engines: list[Any] = []
+        self._board: Any = None
+        self.engines: list[dict[str, Any]] = []
+        #: what each worker builds: the recipe, or with engine actors the recipe routed to them
+        self._worker_recipe: AgentRecipe = recipe
 
     async def __aenter__(self) -> Self:
         self._ray = import_ray()
         self._exit.enter_context(connected(self._ray, self.options))
         try:
+            recipe = self.recipe
+            if self.options.engines:
+                recipe = await self._start_engines()
             self._handles, self._group, self._needs = await _start_workers(
-                self._ray, self.env_ids, self.recipe, self.options, self.options.workers
+                self._ray, self.env_ids, recipe, self.options, self.options.workers
             )
+            self._worker_recipe = recipe
             self._restarts = dict.fromkeys(range(len(self._handles)), self.options.restarts)
             self.workers = await _gather(self._ray, [h.where.remote() for h in self._handles], "starting")
             await self._each(lambda h: h.build.remote(), "building its agent")
@@ -292,15 +318,50 @@ class RolloutPool:
         self.say(f"rollout workers: {len(self.workers)} on {len(nodes)} node(s) ({placed})")
         return self
 
+    async def _start_engines(self) -> Any:
+        """The engine actors, each built (a model that does not load stops here, naming the engine); the workers'
+        recipe that routes to them."""
+        from turngym.distributed.ray_engines import RoutedRecipe, start_engines
+
+        self._board, self._engines = start_engines(self._ray, self.recipe, self.options)
+        try:
+            self.engines = list(await asyncio.wait_for(
+                asyncio.gather(*[e.where.remote() for e in self._engines]), PLACE_TIMEOUT
+            ))
+        except TimeoutError:
+            free = {k: v for k, v in self._ray.available_resources().items() if k in ("CPU", "GPU")}
+            raise ConfigError(
+                f"the Ray cluster cannot place {self.options.engines} engine(s) of {self.options.cpus_per_engine} CPU "
+                f"and {self.options.gpus_per_engine} GPU each within {PLACE_TIMEOUT:.0f} s (free now: {free}): ask "
+                "for fewer engines or less each (cpus_per_engine, gpus_per_engine), or add nodes"
+            ) from None
+        for info, engine in zip(self.engines, self._engines, strict=True):
+            try:
+                await engine.describe.remote()
+            except Exception as e:  # noqa: BLE001 - the engine's own error, named
+                cause = getattr(e, "cause", None) or e
+                raise RolloutError(
+                    f"engine {info['index']} (pid {info['pid']} on {info['host']}) could not start: "
+                    f"{type(cause).__name__}: {cause}"
+                ) from None
+        placed = ", ".join(f"{e['index']}: pid {e['pid']} on {e['host']}" for e in self.engines)
+        self.say(f"engines: {len(self.engines)} on {len({e['node'] for e in self.engines})} node(s) ({placed})")
+        return RoutedRecipe(self.recipe, tuple(self._engines))
+
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
         """Each worker closes its agent (``CLOSE_TIMEOUT``), then every worker is killed and Ray left (safe twice)."""
         handles, self._handles = self._handles, []
+        engines, self._engines = self._engines, []
         try:
             if handles:
                 await _stop_workers(self._ray, handles, self._group)
+            if engines:
+                from turngym.distributed.ray_engines import stop_engines
+
+                await stop_engines(self._ray, self._board, engines, CLOSE_TIMEOUT)
         finally:
             self._exit.close()
 
@@ -337,7 +398,7 @@ class RolloutPool:
             if self._restarts.get(w, 0) <= 0:
                 return False
             self._restarts[w] -= 1
-            handle = _new_worker(self._ray, self._group, self.recipe, self.options, self._needs, w)
+            handle = _new_worker(self._ray, self._group, self._worker_recipe, self.options, self._needs, w)
             try:
                 info = await asyncio.wait_for(handle.where.remote(), PLACE_TIMEOUT)
                 await handle.build.remote()
@@ -357,10 +418,14 @@ class RolloutPool:
             self.say(f"rollout worker {w} restarted as pid {info['pid']} on {info['host']}{synced}")
             return True
 
-    def expect(self, ids: list[int], check: Callable[[list[float], str], float]) -> None:
-        """The probe the last weights passed: a restarted worker's engine logprobs of ``ids`` must pass ``check``
-        (which raises StaleWeightsError naming the engine, its second argument) before it plays."""
-        self._probe = (list(ids), check)
+    async def expect(self, ids: list[int], check: Callable[[list[float], str], float]) -> None:
+        """The probe the last weights passed: a restarted worker's (or engine actor's) engine logprobs of ``ids``
+        must pass ``check`` (which raises StaleWeightsError naming the engine, its second argument) before it
+        plays."""
+        if self._engines:
+            await self._board.set_probe.remote(list(ids), check)
+        else:
+            self._probe = (list(ids), check)
 
     async def play(
         self,
@@ -394,18 +459,62 @@ class RolloutPool:
             await self._drive(list(tasks), play_options, seed, result, on_episode)
         by_id = {e.episode_id: e for e in result.episodes}
         result.episodes = [by_id[t.episode_id] for t in tasks]
+        if self._engines:
+            await self._engine_news(result)
         return result
 
+    async def _engine_news(self, result: RayRollout) -> None:
+        """The engines' lines (restarts) said, their request counts in ``result``; RolloutError when no engine was
+        left to take a request."""
+        for line in await self._board.take_news.remote():
+            self.say(line)
+        stats = await asyncio.gather(*[e.stats.remote() for e in self._engines], return_exceptions=True)
+        result.engines = [s for s in stats if isinstance(s, dict)]
+        stranded = [e for e in result.episodes if e.error and "no Ray engine took the request" in e.error]
+        if stranded:
+            raise RolloutError(
+                f"{len(stranded)} episode(s) found no engine to serve them: {stranded[0].error}. The episodes that "
+                "finished are kept; check why the engines died (their logs under the Ray session's logs) and rerun"
+            )
+
     async def load_weights(self, weights: list[tuple[str, Any]]) -> None:
-        """Every worker left serves ``weights`` (put in Ray's object store once)."""
+        """Every engine serves ``weights`` (put in Ray's object store once): each engine actor, or each worker's
+        own engine."""
         ref = self._ray.put(weights)
+        if self._engines:
+            await self._board.set_weights.remote([ref])  # what a restarted engine loads
+            await self._on_engines(lambda e: e.load_weights.remote(ref), "loading weights")
+            return
         self._probe = None  # until the trainer has probed these weights (expect)
         await self._each(lambda h: h.load_weights.remote(ref), "loading weights")
         self._weights = ref
 
-    async def prompt_logprobs(self, ids: list[int]) -> dict[int, list[float]]:
-        """Each worker left's engine logprobs of ``ids`` (the probe after a weight sync), by worker index."""
-        return await self._each(lambda h: h.prompt_logprobs.remote(list(ids)), "the probe")
+    async def prompt_logprobs(self, ids: list[int]) -> dict[str, list[float]]:
+        """Each engine's logprobs of ``ids`` (the probe after a weight sync), by the engine's name."""
+        if self._engines:
+            return await self._on_engines(lambda e: e.prompt_logprobs.remote(list(ids)), "the probe")
+        answers = await self._each(lambda h: h.prompt_logprobs.remote(list(ids)), "the probe")
+        return {f"{self.where(w)}'s engine": v for w, v in answers.items()}
+
+    async def _on_engines(self, call: Callable[[Any], Any], doing: str) -> dict[str, Any]:
+        """``call(engine)`` on every engine actor, by name; one that died is restarted by Ray and asked again."""
+        from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
+
+        out: dict[str, Any] = {}
+        for info, engine in zip(self.engines, self._engines, strict=True):
+            for attempt in range(self.options.restarts + 1):
+                try:
+                    out[f"engine {info['index']}"] = await call(engine)
+                    break
+                except (RayActorError, ActorUnavailableError) as e:
+                    if attempt == self.options.restarts:
+                        raise RolloutError(f"engine {info['index']} is gone in {doing}: {e}") from None
+                except RayTaskError as e:
+                    cause = e.cause if getattr(e, "cause", None) is not None else e
+                    raise RolloutError(
+                        f"engine {info['index']} failed in {doing}: {type(cause).__name__}: {cause}"
+                    ) from None
+        return out
 
     async def _each(self, call: Callable[[Any], Any], doing: str) -> dict[int, Any]:
         """``call(handle)`` on every worker left, awaited; the answers by worker index (a worker lost on the way
@@ -486,6 +595,7 @@ class RolloutPool:
         jobs = {
             asyncio.ensure_future(stream(alive[i], share)) for i, share in enumerate(deal(tasks, len(alive))) if share
         }
+        done: set[asyncio.Future[Any]] = set()
         try:
             while jobs:
                 done, jobs = await asyncio.wait(jobs, return_when=asyncio.FIRST_COMPLETED)
@@ -495,7 +605,7 @@ class RolloutPool:
         finally:
             for job in jobs:
                 job.cancel()
-            await asyncio.gather(*jobs, return_exceptions=True)
+            await asyncio.gather(*jobs, *done, return_exceptions=True)  # every job's error retrieved, one raised
         result.episodes = list(got.values())
 
 
@@ -525,7 +635,10 @@ def connected(ray: Any, options: RayOptions) -> Iterator[None]:
         if address == "local":
             ray.init(
                 address="local",
-                num_cpus=max(os.cpu_count() or 1, int(options.workers * options.cpus_per_worker + 0.999)),
+                num_cpus=max(
+                    os.cpu_count() or 1,
+                    int(options.workers * options.cpus_per_worker + options.engines * options.cpus_per_engine + 0.999),
+                ),
                 include_dashboard=False,
                 object_store_memory=OBJECT_STORE_BYTES,
                 logging_level=logging.WARNING,

@@ -142,6 +142,11 @@ class RolloutConfig(_Frozen):
     workers: int = Field(2, ge=1)
     address: str = "local"
     cpus_per_worker: float = Field(1.0, gt=0)
+    #: with engine ray: 0, each worker runs its own copy of the engine; N, N inference engine actors (CPUs and GPUs
+    #: each as below) serve every worker's requests, each to the least loaded, synced and probed after every update
+    engines: int = Field(0, ge=0)
+    cpus_per_engine: float = Field(1.0, ge=0)
+    gpus_per_engine: float = Field(0.0, ge=0)
 
 
 class EvalConfig(_Frozen):

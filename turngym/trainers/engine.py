@@ -11,6 +11,7 @@ on samples from stale weights.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -93,15 +94,15 @@ async def sync_weights(
 
 
 async def sync_pool_weights(pool: Any, model: torch.nn.Module, probe_ids: Sequence[int], *, tolerance: float) -> float:
-    """``sync_weights`` for Ray rollout workers (``rollout.engine: ray``): every worker left loads the weights (put
-    in Ray's object store once) and answers the probe; the largest difference, StaleWeightsError naming the worker
-    above ``tolerance``."""
+    """``sync_weights`` for Ray rollouts (``rollout.engine: ray``): every engine (each worker's own, or the engine
+    actors) loads the weights (put in Ray's object store once) and answers the probe; the largest difference,
+    StaleWeightsError naming the engine above ``tolerance``."""
     await pool.load_weights(served_weights(model))
     mine = trainer_logprobs(model, probe_ids)
     theirs = await pool.prompt_logprobs(list(probe_ids))
-    diff = max((probe_diff(mine, t, pool.where(w) + "'s engine", tolerance) for w, t in theirs.items()), default=0.0)
-    # a worker restarted later must pass the same probe
-    pool.expect(list(probe_ids), lambda logprobs, engine: probe_diff(mine, logprobs, engine, tolerance))
+    diff = max((probe_diff(mine, t, engine, tolerance) for engine, t in theirs.items()), default=0.0)
+    # a worker or engine restarted later must pass the same probe
+    await pool.expect(list(probe_ids), functools.partial(probe_diff, mine, tolerance=tolerance))
     return diff
 
 

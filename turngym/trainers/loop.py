@@ -89,6 +89,9 @@ SAFE_TO_CHANGE = (
     "rollout.workers",
     "rollout.address",
     "rollout.cpus_per_worker",
+    "rollout.engines",
+    "rollout.cpus_per_engine",
+    "rollout.gpus_per_engine",
 )
 
 #: tokens of the probe sequence (a recorded token stream, cut)
@@ -358,14 +361,16 @@ class TrainLoop:
         return diff
 
     async def _open_pool(self) -> None:
-        """The Ray rollout workers of ``rollout.engine: ray``, each with the run's engine; on a resume they get the
-        checkpoint's weights before the first rollout (the loop syncs them)."""
+        """The Ray rollout workers of ``rollout.engine: ray``, each with the run's engine (or routing to
+        ``rollout.engines`` engine actors); on a resume they get the checkpoint's weights before the first rollout
+        (the loop syncs them)."""
         from turngym.distributed.ray_rollout import RayOptions, RolloutPool
         from turngym.trainers.rollout import PolicyRecipe
         from turngym.trainers.tasks import env_specs
 
         r = self.cfg.rollout
-        options = RayOptions(address=r.address, workers=r.workers, cpus_per_worker=r.cpus_per_worker)
+        options = RayOptions(address=r.address, workers=r.workers, cpus_per_worker=r.cpus_per_worker,
+                             engines=r.engines, cpus_per_engine=r.cpus_per_engine, gpus_per_engine=r.gpus_per_engine)
         pool = RolloutPool(PolicyRecipe(self.cfg), options, env_ids=[s.id for s in env_specs(self.cfg)],
                            on_event=self.progress.say)
         self.pool = await pool.__aenter__()
