@@ -1,6 +1,6 @@
-"""Turn-level credit assignment measured (issue 17, item 4): grpo vs mt_grpo vs gigpo vs branch_baseline on tasks
-with turn rewards and repeated states, the same tiny model, budget (environment episodes; a branch counts as one)
-and seeds.
+"""Turn-level credit assignment measured (issue 17, items 4 and 5): grpo vs mt_grpo vs gigpo vs branch_baseline vs
+bilevel_gae on tasks with turn rewards and repeated states, and archer vs flow_grpo vs grpo on the same tasks; the same
+tiny model, budget (environment episodes; a branch counts as one) and seeds.
 
     .venv/bin/python perf/turn_credit.py run --task lookup --algorithms grpo mt_grpo --seeds 0 1 2
     .venv/bin/python perf/turn_credit.py report          # tables + curves from every stored run
@@ -8,9 +8,11 @@ and seeds.
 Each run trains a tiny random-init model with the task's own word-level vocabulary (``turngym models tiny
 --tokenizer task:NAME --template compact``) from scratch, evaluating greedily on held-out seeds every ``--every``
 iterations, and writes one JSON to perf/results/turn_credit/ (commit each as it lands). Every algorithm gets
-``groups`` x 8 episodes an iteration: 8 episodes per task instance for grpo, mt_grpo and gigpo, and 2 episodes
-each branched into k=4 continuations for branch_baseline. ``report`` writes turn_credit.md (per task: success at
-the budget, episodes to the task's threshold, per seed, with wall times) and one PNG of learning curves per task.
+``groups`` x 8 episodes an iteration: 8 episodes per task instance for grpo, mt_grpo, gigpo, bilevel_gae and
+flow_grpo, 2 episodes each branched into k=4 continuations for branch_baseline, and ``groups`` x 8 task instances of
+one episode each for archer (off-policy: its replay buffer keeps every transition it has seen). ``report`` writes
+turn_credit.md (per task: success at the budget, episodes to the task's threshold, per seed, with wall times) and
+one PNG of learning curves per task.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 OUT = REPO / "perf" / "results" / "turn_credit"
 
-ALGORITHMS = ("grpo", "mt_grpo", "gigpo", "branch_baseline", "bilevel_gae")
+ALGORITHMS = ("grpo", "mt_grpo", "gigpo", "branch_baseline", "bilevel_gae", "flow_grpo", "archer")
 #: the estimator options per algorithm: mean-only normalisation everywhere (the demo's), the papers' defaults else
 ALGORITHM = {
     "grpo": {"name": "grpo", "norm": "mean"},
@@ -36,9 +38,19 @@ ALGORITHM = {
     "gigpo": {"name": "gigpo", "norm": "mean"},
     "branch_baseline": {"name": "branch_baseline", "k": 4, "norm": "mean"},
     "bilevel_gae": {"name": "bilevel_gae"},  # RAGEN's defaults: gamma_turn 0.95, lambda 1, whitened, a turn critic
+    "flow_grpo": {"name": "flow_grpo", "norm": "mean"},
+    # ArCHer (issue 17 item 5) as perf/archer_sample_efficiency.py runs it on Lookup at the full budget: the critic on
+    # its own tiny encoder (fine-tuned, lr 1e-3), 4 critic-only iterations, then 10 critic and 3 actor steps of 64
+    # transitions an iteration. The frozen MiniLM critic took 33-39 s an iteration here on Maze (12-turn histories),
+    # ~25 min a run: that comparison stays on GuessNumber and Lookup (perf/results/archer_encoders.md)
+    "archer": {
+        "name": "archer", "warmup_iterations": 4, "batch_size": 64, "micro_batch_size": 64,
+        "critic": {"lr": 1e-3, "steps_per_iteration": 10, "max_length": 256},
+        "actor": {"steps_per_iteration": 3},
+    },
 }
 #: episodes per task instance an iteration (branch_baseline: roots x k = the same 8)
-GROUP_SIZE = {"grpo": 8, "mt_grpo": 8, "gigpo": 8, "branch_baseline": 2, "bilevel_gae": 8}
+GROUP_SIZE = {"grpo": 8, "mt_grpo": 8, "gigpo": 8, "branch_baseline": 2, "bilevel_gae": 8, "flow_grpo": 8, "archer": 1}
 
 #: the tasks: env, the task vocabulary, reply length, the success threshold for "episodes to reach"
 TASKS: dict[str, dict] = {
@@ -83,16 +95,21 @@ def task_model(task: str) -> Path:
 
 def config(task: str, algorithm: str, seed: int, *, iterations: int, every: int, groups: int, run_dir: Path) -> dict:
     t = TASKS[task]
+    algo = ALGORITHM[algorithm]
+    if algorithm == "archer":  # the actor samples replies as long as the rollout's
+        algo = {**algo, "actor": {**algo["actor"], "max_new_tokens": t["max_new_tokens"]}}
     return {
         "run_dir": str(run_dir),
         "seed": seed,
         "env": t["env"],
         "model": {"path": str(task_model(task)), "backend": "hf", "system_prompt": ""},
         "sampling": {"temperature": 1.0, "max_new_tokens": t["max_new_tokens"], "constrain": True},
-        "algorithm": ALGORITHM[algorithm],
+        "algorithm": algo,
         "loss": {"aggregation": "turn_mean"},
-        "optim": {"lr": 1e-3, "betas": [0.9, 0.99], "epochs": 3, "lr_schedule": "wsd", "lr_decay_fraction": 0.5},
-        "rollout": {"groups": groups, "group_size": GROUP_SIZE[algorithm]},
+        "optim": {"lr": 1e-3, "betas": [0.9, 0.99], "lr_schedule": "wsd", "lr_decay_fraction": 0.5,
+                  **({} if algorithm == "archer" else {"epochs": 3})},  # archer: its own steps (ALGORITHM)
+        # groups x 8 episodes an iteration for every algorithm (archer: groups x 8 task instances, one episode each)
+        "rollout": {"groups": groups * 8 if algorithm == "archer" else groups, "group_size": GROUP_SIZE[algorithm]},
         "iterations": iterations,
         "eval": {"every": every, "seeds": 64},
         "checkpoint": {"every": 0},
@@ -112,7 +129,12 @@ def run_one(task: str, algorithm: str, seed: int, *, iterations: int, every: int
                                run_dir=run_dir))
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
-    OnPolicyTrainer(cfg).run(progress=False)
+    if algorithm == "archer":
+        from turngym.trainers.archer.trainer import ArcherTrainer
+
+        ArcherTrainer(cfg).run(progress=False)
+    else:
+        OnPolicyTrainer(cfg).run(progress=False)
     seconds = time.perf_counter() - t0
     return {
         "task": task,
@@ -161,8 +183,10 @@ def report() -> None:
             r.update(curves(run_dir, r["threshold"]))
             path.write_text(json.dumps(r, indent=1))
         runs.append(r)
-    colors = dict(zip(ALGORITHMS, ("tab:gray", "tab:green", "tab:blue", "tab:red", "tab:purple"), strict=True))
-    lines = ["# Turn-level credit: grpo vs mt_grpo vs gigpo vs branch_baseline (perf/turn_credit.py)", ""]
+    colors = dict(zip(ALGORITHMS, ("tab:gray", "tab:green", "tab:blue", "tab:red", "tab:purple", "tab:orange",
+                                   "tab:brown"), strict=True))
+    lines = [("# Turn-level credit: grpo vs mt_grpo vs gigpo vs branch_baseline vs bilevel_gae, and archer vs "
+              "flow_grpo (perf/turn_credit.py)"), ""]
     for task, t in TASKS.items():
         mine = [r for r in runs if r["task"] == task]
         if not mine:
