@@ -1,6 +1,7 @@
 """Inference engines as Ray actors (``RayOptions.engines``, ``rollout.engines``) on the two-node cluster: every
-worker's requests spread over the engines, the local runner's transcripts at temperature 0, an engine killed with
-SIGKILL mid-training restarted by Ray with the last weights loaded and probed, every episode stored once."""
+worker's requests spread over the engines, the local runner's transcripts at temperature 0, a vLLM engine actor
+running in .venv-vllm's Python, an engine killed with SIGKILL mid-training restarted by Ray with the last weights
+loaded and probed, every episode stored once."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import asyncio
 import os
 import signal
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
+from tests.agents.conftest import VLLM_PYTHON
 from tests.distributed.test_ray_rollout import eval_cli, transcript
 from tests.distributed.test_ray_train import _cfg, _train_records
 from turngym.agents.base import make_agent
@@ -27,7 +30,7 @@ GREEDY = {"temperature": 0.0, "max_new_tokens": 6, "constrain": True, "system_pr
 
 
 def test_engine_actors_serve_every_workers_requests_and_give_the_local_transcripts(cluster, gn_model):
-    tasks = group_tasks("turngym/GuessNumber-v0", range(6), group_size=2, env_kwargs={"low": 1, "high": 16},
+    tasks = group_tasks("turngym/GuessNumber-v0", range(4), group_size=2, env_kwargs={"low": 1, "high": 16},
                         max_turns=6)
 
     async def local():
@@ -52,6 +55,25 @@ def test_engine_actors_serve_every_workers_requests_and_give_the_local_transcrip
     assert sum(served.values()) == sum(len(e.turns) for e in result.episodes)
     assert any(line.startswith("engines: 2 on ") for line in events), events
     assert all(e.tokens and e.trainable for e in result.episodes)  # token streams recorded through the routing
+
+
+def test_vllm_engine_actors_run_in_the_vllm_virtualenv_and_serve_the_workers(cluster, gn_model):
+    """vLLM is not in the main venv: the engine actor runs in .venv-vllm's Python (ray.engine_python), the workers in
+    this one, and the workers' agents record token streams from its samples."""
+    tasks = group_tasks("turngym/GuessNumber-v0", range(2), group_size=2, env_kwargs={"low": 1, "high": 16},
+                        max_turns=6)
+    options = RayOptions(address=cluster.address, workers=2, engines=1, engine_python=str(VLLM_PYTHON))
+    result = asyncio.run(
+        run_episodes_ray(tasks, f"vllm:{gn_model}", agent_options=GREEDY, ray=options, concurrency=4)
+    )
+    assert not any(e.error for e in result.episodes), [e.error for e in result.episodes]
+    assert all(e.tokens and e.trainable for e in result.episodes)
+    [engine] = result.engines
+    assert Path(engine["python"]).resolve() == VLLM_PYTHON.resolve()
+    assert engine["served"] == sum(len(e.turns) for e in result.episodes)
+    # greedy from one engine: both episodes of a group (one seed) play the same moves
+    for a, b in zip(result.episodes[::2], result.episodes[1::2], strict=True):
+        assert [t.action for t in a.turns] == [t.action for t in b.turns]
 
 
 def test_engines_need_a_model_and_ray(tmp_path):

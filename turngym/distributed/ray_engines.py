@@ -27,9 +27,11 @@ import asyncio
 import contextlib
 import os
 import socket
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from turngym.agents.llm import Backend, Generation, LLMAgent
@@ -112,7 +114,10 @@ class EngineActor:
         import ray
 
         node = ray.get_runtime_context().get_node_id()
-        return {"index": self.index, "pid": os.getpid(), "host": socket.gethostname(), "node": node}
+        return {
+            "index": self.index, "pid": os.getpid(), "host": socket.gethostname(), "node": node,
+            "python": sys.executable,
+        }
 
     def name(self) -> str:
         return f"engine {self.index} (pid {os.getpid()} on {socket.gethostname()})"
@@ -147,10 +152,11 @@ class EngineActor:
         await self.board.post.remote(f"engine {self.index} {what} pid {os.getpid()} on {socket.gethostname()}")
 
     async def describe(self) -> dict[str, Any]:
-        """The tokenizer, the backend's name and (for an agent spec) the agent's settings: what a worker's
-        RoutedBackend and agent need."""
+        """The tokenizer's directory, the backend's name and (for an agent spec) the agent's settings: what a
+        worker's RoutedBackend and agent need (the model directory must be readable on every node)."""
         backend = await self.ready()
-        return {"tokenizer": backend.tokenizer, "name": backend.name, "agent": self.settings}
+        # the tokenizer's directory, not the object: the workers' transformers may be another version
+        return {"tokenizer": backend.tokenizer.name_or_path, "name": backend.name, "agent": self.settings}
 
     async def generate(self, prompt: list[int], sampling: SamplingConfig, pattern: str | None, seed: int | None):
         backend = await self.ready()
@@ -164,7 +170,7 @@ class EngineActor:
         return await (await self.ready()).prompt_logprobs(ids)
 
     def stats(self) -> dict[str, Any]:
-        return {"index": self.index, "pid": os.getpid(), "served": self.served}
+        return {**self.where(), "served": self.served}
 
     async def close(self) -> None:
         if self.backend is not None:
@@ -223,8 +229,11 @@ class RoutedRecipe:
     engines: tuple[Any, ...]
 
     async def build(self) -> tuple[RoutedBackend, dict[str, Any] | None]:
+        from transformers import AutoTokenizer
+
         about = await self.engines[0].describe.remote()
-        return RoutedBackend(list(self.engines), about["tokenizer"], about["name"]), about["agent"]
+        tokenizer = await asyncio.to_thread(AutoTokenizer.from_pretrained, about["tokenizer"])
+        return RoutedBackend(list(self.engines), tokenizer, about["name"]), about["agent"]
 
     def agent(self, built: tuple[RoutedBackend, dict[str, Any] | None], seed: int | None) -> Any:
         backend, settings = built
@@ -240,10 +249,20 @@ def start_engines(ray: Any, recipe: Any, options: Any) -> tuple[Any, list[Any]]:
     """The board and ``options.engines`` engine actors, spread over the nodes (built at their first call)."""
     name = f"turngym-engine-board-{uuid.uuid4().hex[:12]}"
     board = ray.remote(EngineBoard).options(num_cpus=0, name=name).remote()
-    gpus = {"num_gpus": options.gpus_per_engine} if options.gpus_per_engine else {}
+    extra: dict[str, Any] = {"num_gpus": options.gpus_per_engine} if options.gpus_per_engine else {}
+    if options.engine_python is not None:
+        python = Path(options.engine_python).expanduser().absolute()
+        if not os.access(python, os.X_OK):
+            raise ConfigError(
+                f"ray.engine_python={options.engine_python!r} is not an executable Python here: give the path of the "
+                "Python the engine actors run in (the same path on every node, with this Ray version and turngym "
+                "installed, e.g. .venv-vllm/bin/python after `bash scripts/setup.sh all`), or drop it to run them in "
+                "this Python"
+            )
+        extra["runtime_env"] = {"py_executable": str(python)}
     actor = ray.remote(EngineActor).options(
         num_cpus=options.cpus_per_engine, max_restarts=options.restarts, max_task_retries=0,
-        scheduling_strategy="SPREAD", **gpus,
+        scheduling_strategy="SPREAD", **extra,
     )
     return board, [actor.remote(i, recipe, name) for i in range(options.engines)]
 

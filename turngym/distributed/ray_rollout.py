@@ -89,6 +89,9 @@ class RayOptions(BaseModel):
     engines: int = Field(default=0, ge=0)
     cpus_per_engine: float = Field(default=1.0, ge=0)
     gpus_per_engine: float = Field(default=0.0, ge=0)
+    #: the Python the engine actors run in (Ray's ``py_executable``; the same Ray version there, and turngym): e.g.
+    #: a virtualenv that has vLLM (.venv-vllm/bin/python on CPU) while the workers run in this one; None: this one
+    engine_python: str | None = None
 
 
 @dataclass
@@ -107,7 +110,7 @@ class RayRollout:
     replayed: dict[str, int] = field(default_factory=dict)
     #: worker index -> why it is gone
     lost: dict[int, str] = field(default_factory=dict)
-    #: with engine actors: each engine's index, pid and requests served so far
+    #: with engine actors: each engine's index, pid, host, node, Python and requests served so far
     engines: list[dict[str, Any]] = field(default_factory=list)
 
 

@@ -147,6 +147,8 @@ class RolloutConfig(_Frozen):
     engines: int = Field(0, ge=0)
     cpus_per_engine: float = Field(1.0, ge=0)
     gpus_per_engine: float = Field(0.0, ge=0)
+    #: the Python the engine actors run in (e.g. .venv-vllm/bin/python for a vllm backend); None: this one
+    engine_python: str | None = None
 
 
 class EvalConfig(_Frozen):

@@ -92,6 +92,7 @@ SAFE_TO_CHANGE = (
     "rollout.engines",
     "rollout.cpus_per_engine",
     "rollout.gpus_per_engine",
+    "rollout.engine_python",
 )
 
 #: tokens of the probe sequence (a recorded token stream, cut)
@@ -370,7 +371,8 @@ class TrainLoop:
 
         r = self.cfg.rollout
         options = RayOptions(address=r.address, workers=r.workers, cpus_per_worker=r.cpus_per_worker,
-                             engines=r.engines, cpus_per_engine=r.cpus_per_engine, gpus_per_engine=r.gpus_per_engine)
+                             engines=r.engines, cpus_per_engine=r.cpus_per_engine, gpus_per_engine=r.gpus_per_engine,
+                             engine_python=r.engine_python)
         pool = RolloutPool(PolicyRecipe(self.cfg), options, env_ids=[s.id for s in env_specs(self.cfg)],
                            on_event=self.progress.say)
         self.pool = await pool.__aenter__()
