@@ -139,23 +139,29 @@ def main() -> None:
     ap.add_argument("--concurrent-episodes", type=int, default=24)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "browser.json"))
     args = ap.parse_args()
+    start_load = os.getloadavg()
+    systems = {
+        "turngym (a11y tree)": lambda: asyncio.run(run_turngym(False, args.episodes, args.concurrent_episodes)),
+        "turngym (a11y tree + screenshot)": lambda: asyncio.run(run_turngym(True, args.episodes, args.concurrent_episodes)),
+        "BrowserGym (default)": lambda: run_browsergym("default", args.episodes, args.concurrent_episodes),
+        "BrowserGym (fastest: slow_mo 0, no pre-observation delay)": lambda: run_browsergym(
+            "fast", args.episodes, args.concurrent_episodes
+        ),
+    }
     rows = {}
-    rows["turngym (a11y tree)"] = asyncio.run(run_turngym(False, args.episodes, args.concurrent_episodes))
-    print(rows)
-    rows["turngym (a11y tree + screenshot)"] = asyncio.run(run_turngym(True, args.episodes, args.concurrent_episodes))
-    print(rows)
-    rows["BrowserGym (default)"] = run_browsergym("default", args.episodes, args.concurrent_episodes)
-    print(rows)
-    rows["BrowserGym (fastest: slow_mo 0, no pre-observation delay)"] = run_browsergym(
-        "fast", args.episodes, args.concurrent_episodes
-    )
+    for name, measure in systems.items():
+        rows[name] = {**measure(), "loadavg_1min_after": os.getloadavg()[0]}  # the machine may be shared
+        print(rows)
     load = os.getloadavg()
-    print(f"\n{'system':62s} {'reset p50':>10s} {'step p50':>10s} {'episodes/s (8 conc.)':>22s}")
+    print(f"\n{'system':62s} {'reset p50':>10s} {'step p50':>10s} {'episodes/s (8 conc.)':>22s} {'load':>6s}")
     for name, r in rows.items():
-        print(f"{name:62s} {r['reset_p50'] * 1000:8.0f}ms {r['step_p50'] * 1000:8.0f}ms {r['eps_per_s']:22.2f}")
-    print(f"load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores")
+        print(f"{name:62s} {r['reset_p50'] * 1000:8.0f}ms {r['step_p50'] * 1000:8.0f}ms {r['eps_per_s']:22.2f} "
+              f"{r['loadavg_1min_after']:6.1f}")
+    print(f"load average at the start: {start_load[0]:.1f} {start_load[1]:.1f} {start_load[2]:.1f}, at the end: "
+          f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"rows": rows, "loadavg": load, "args": vars(args)}, indent=2))
+    out = {"rows": rows, "loadavg_start": start_load, "loadavg": load, "args": vars(args)}
+    Path(args.out).write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

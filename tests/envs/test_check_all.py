@@ -20,7 +20,7 @@ from turngym.core.registry import list_envs
 #: spread over the family (every check on each); `turngym envs check --all` runs them all (not in CI: ~2 hours
 #: on the 2-core machine). Every other family is checked whole.
 SAMPLED: dict[str, int | tuple[str, ...]] = {
-    "miniwob/": 4,  # ~45 s an id (a Chromium per env instance of the sync API): 4 keeps CI in its 45 minutes
+    "miniwob/": 4,  # ~20 s an id (sync-API envs share one Chromium; random actions wait out actionability timeouts)
     # one with the room-listing order that needed the JVM's hashCode fix, one with a short gold path
     "scienceworld/": ("scienceworld/find-animal-v0", "scienceworld/lifespan-shortest-lived-v0"),
     "twx/": 3,

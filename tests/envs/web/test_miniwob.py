@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import time
 from collections import defaultdict
 
 import pytest
@@ -126,6 +128,59 @@ def test_sync_api_and_gymnasium_make():
     assert term and reward > 0
     env.close()
     env.close()
+
+
+def test_sync_api_envs_share_one_chromium_that_is_relaunched_and_gone_after_close():
+    import gymnasium
+
+    from tests.conftest import chromium_of_this_process
+
+    first = gymnasium.make("miniwob/click-test-v1", pool_size=1)
+    second = gymnasium.make("miniwob/click-test-2-v1", pool_size=1)
+    try:
+        first.reset(seed=0)
+        second.reset(seed=0)
+        browser = first.unwrapped._sandbox
+        assert browser is second.unwrapped._sandbox and len(browser.pids) == 1
+        for pid in browser.pids:  # the browser dies: the next reset launches another, shared again
+            os.kill(pid, signal.SIGKILL)
+        _wait_until(lambda: not browser.connected)
+        first.reset(seed=1)
+        second.reset(seed=1)
+        assert first.unwrapped._sandbox is second.unwrapped._sandbox and first.unwrapped._sandbox.connected
+        first.close()
+        assert second.unwrapped._sandbox.connected  # the other env still uses it
+        second.step("click(1)")
+    finally:
+        first.close()
+        second.close()
+    _wait_until(lambda: not chromium_of_this_process())
+    assert not chromium_of_this_process()
+
+
+async def test_envs_of_one_task_share_one_pool_until_the_last_closes():
+    one, two = (turngym.make("miniwob/click-test-v1", pool_size=1) for _ in range(2))
+    other = turngym.make("miniwob/click-button-v1", pool_size=1)
+    try:
+        for env in (one, two, other):
+            await env.areset(seed=0)
+        pool = one.unwrapped._pool
+        assert pool is two.unwrapped._pool and pool is not other.unwrapped._pool and pool.refs == 2
+        await one.aclose()
+        assert not pool.closed
+        obs, _ = await two.areset(seed=1)  # the pool still serves the other env
+        assert "Click Me" in obs.last_text
+        await two.aclose()
+        assert pool.closed and pool not in other.unwrapped._sandbox._pools.values()
+    finally:
+        for env in (one, two, other):
+            await env.aclose()
+
+
+def _wait_until(condition, limit: float = 10.0) -> None:
+    deadline = time.monotonic() + limit
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 async def test_scripted_experts_solve_their_tasks():

@@ -11,11 +11,17 @@ optional screenshot and set-of-marks, the final screenshot), and the reliability
 - a popup window: closed, and reported;
 - a crashed or hung page: the episode ends (truncated, ``info["error"]``); the next reset takes a
   fresh page, and a browser that died is relaunched. The run never stops for it.
+
+A step costs the action (Playwright's actionability checks included), one page script that waits for the
+action's frame and reads the title and the task's state (``state_script``), and one accessibility snapshot (plus
+a screenshot where asked). Envs used through the sync API (``reset``/``step``) share one Chromium per process
+(``turngym.sandboxes.browser.loop``); envs whose pages are made alike share one pool (``pool_key``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +39,7 @@ from turngym.sandboxes.browser import (
     SessionPool,
     png_data_url,
 )
+from turngym.sandboxes.browser.loop import run_sync
 
 
 @dataclass
@@ -53,6 +60,10 @@ class BrowserEnv(TurnEnv):
     )
     action_format = BrowserActions()
     max_invalid_actions = 5
+    #: a JavaScript function of no arguments that reads the task's state in the page (its reward globals...):
+    #: run after each action in the same page script as the wait for the action's frame and the title read (one
+    #: round trip), its value reaches ``episode_state`` as ``probed``; None where the state is not in the page
+    state_script: str | None = None
 
     def __init__(
         self,
@@ -98,12 +109,19 @@ class BrowserEnv(TurnEnv):
         """Start the task instance of ``seed`` on the prepared page; return the goal text."""
         raise NotImplementedError
 
-    async def episode_state(self, session: BrowserSession) -> EpisodeState:
-        """The reward and whether the task is over, read after each action."""
+    async def episode_state(self, session: BrowserSession, probed: Any = None) -> EpisodeState:
+        """The reward and whether the task is over, read after each action. ``probed``: the value of
+        ``state_script`` read right after the action (None without one, or where it threw in the page)."""
         return EpisodeState()
 
     async def on_close(self) -> None:
         """Release what the subclass holds (a web server...)."""
+
+    def pool_key(self) -> Hashable | None:
+        """Envs of one browser with the same key share one pool of pages made ahead (a page made for one serves
+        whichever resets first): return a key only where ``prepare_page`` and ``context_options`` depend on nothing
+        but it. None (the default): this env's own pool."""
+        return None
 
     # -- the env API -------------------------------------------------------------------------
     async def areset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -132,8 +150,8 @@ class BrowserEnv(TurnEnv):
         if self.session is None or self.done:
             raise SandboxError("step() after the episode ended: call reset() first")
         try:
-            await self.session.act(parsed)
-            state = await self.episode_state(self.session)
+            probed = await self.session.act(parsed, probe=self.state_script)
+            state = await self.episode_state(self.session, probed)
             self.done = state.done
             show_final = state.done and self.final_screenshot
             snap = await self.session.observe(
@@ -164,14 +182,19 @@ class BrowserEnv(TurnEnv):
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
         if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+            pool, self._pool = self._pool, None
+            await pool.release()
         if self._sandbox is not None:
             sandbox, self._sandbox = self._sandbox, None
             await sandbox.release()
         await self.on_close()
 
     # -- internals -----------------------------------------------------------------------------
+    def _run(self, coro: Any) -> Any:
+        """The sync API (``reset``/``step``/``close``) runs on the process's one sync-API loop, so the browser
+        envs used through it share one Chromium (``turngym.sandboxes.browser.loop``)."""
+        return run_sync(coro, type(self).__name__)
+
     async def _ensure_pool(self) -> SessionPool:
         loop_changed = self._sandbox is not None and self._sandbox._shared.get(
             (id(asyncio.get_running_loop()), self.browser_config.model_dump_json())
@@ -180,13 +203,12 @@ class BrowserEnv(TurnEnv):
             self._pool = self._sandbox = None
         if self._sandbox is None:
             self._sandbox = await BrowserSandbox.shared(self.browser_config)
-        elif not self._sandbox.connected:  # the browser died: relaunch it, pages made before are gone
+        elif not self._sandbox.connected:  # the browser died: relaunch it (the pool replaces the pages made before)
             await self._sandbox.ensure_started()
-            if self._pool is not None:
-                await self._pool.close()
-                self._pool = None
         if self._pool is None:
-            self._pool = self._sandbox.pool(prepare=self.prepare_page, options=self.context_options(), size=self.pool_size)
+            key = self.pool_key() or ("env", id(self))
+            options = self.context_options()
+            self._pool = self._sandbox.shared_pool(key, prepare=self.prepare_page, options=options, size=self.pool_size)
             self._pool.fill()
         return self._pool
 

@@ -15,6 +15,7 @@ is the env's clock); set ``episode_max_time`` in ms to restore it.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,6 +50,8 @@ def miniwob_html_dir() -> Path:
 class MiniWoBEnv(BrowserEnv):
     """One MiniWoB++ task. See the module docstring."""
 
+    state_script = _STATE
+
     def __init__(
         self,
         *,
@@ -81,6 +84,10 @@ class MiniWoBEnv(BrowserEnv):
             viewport=self.viewport, device_scale_factor=self.device_scale_factor, goto_prefixes=(self.url,)
         )
 
+    def pool_key(self) -> Hashable:
+        # the pages made ahead depend only on the task page and the context options: envs of one task share them
+        return (type(self), self.url, self.context_options())
+
     async def prepare_page(self, session: BrowserSession) -> None:
         await session.goto(self.url)
         await session.page.add_style_tag(content=_HIDE_HUMAN_DISPLAY)
@@ -91,7 +98,7 @@ class MiniWoBEnv(BrowserEnv):
             raise EnvUnavailable(f"{self.task}: the page did not become ready (WOB_TASK_READY stayed false)")
         return utterance
 
-    async def episode_state(self, session: BrowserSession) -> EpisodeState:
+    async def episode_state(self, session: BrowserSession, probed: Any = None) -> EpisodeState:
         if session.page.url.split("#")[0] != self.url:
             return EpisodeState(
                 reward=0.0 if self.reward_mode == "binary" else -1.0,
@@ -99,7 +106,8 @@ class MiniWoBEnv(BrowserEnv):
                 success=False,
                 info={"error": f"the page navigated away from the task to {session.page.url}"},
             )
-        done, raw, timed, reason = await session.evaluate(_STATE)
+        # read with the action's frame (state_script); read again where that threw (the page was replaced)
+        done, raw, timed, reason = probed if probed is not None else await session.evaluate(_STATE)
         if not done:
             return EpisodeState()
         raw = float(raw)

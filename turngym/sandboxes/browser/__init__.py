@@ -12,7 +12,8 @@ One idea a module:
     config.py        BrowserConfig (launch, timeouts), ContextOptions (one per pool)
     sandbox.py       BrowserSandbox: the Chromium process, its lifecycle, new sessions and pools
     reaper.py        pid files; kills the browsers of owners that are gone
-    pool.py          SessionPool: sessions made ahead of time
+    pool.py          SessionPool: sessions made ahead of time (one per env, or shared by envs of one task)
+    loop.py          the event loop of the sync API: sync-API envs of a process share one Chromium
     session.py       BrowserSession: one context and page (observe, act), the isolation rule
     a11y.py          the accessibility-tree text agents read, with element ids
     actions.py       BrowserAction, what a session can be asked to do

@@ -1,5 +1,7 @@
 """``SessionPool``: browser sessions made ahead of time, so an episode's reset rarely waits for a new
-context and page."""
+context and page. A pool may be shared by the envs of one browser that make the same pages
+(``BrowserSandbox.shared_pool``): a session made ahead for one serves whichever resets first, so envs that
+play one episode each (a rollout runner's workers) do not each leave ``size`` unused pages behind."""
 
 from __future__ import annotations
 
@@ -33,6 +35,12 @@ class SessionPool:
         self.sandbox, self.prepare, self.options, self.size = sandbox, prepare, options, size
         self._pending: list[asyncio.Task[BrowserSession]] = []
         self._closed = False
+        #: the users of a shared pool (``BrowserSandbox.shared_pool``); ``release`` closes it at 0
+        self.refs = 0
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def _spawn(self) -> None:
         self.sandbox.warm += 1
@@ -54,7 +62,9 @@ class SessionPool:
         if not self._pending:
             self._spawn()
         last_error: BaseException | None = None
-        for _ in range(3):  # a session that failed to start (browser died, page load failed) is retried
+        # a session that failed to start (browser died, page load failed) or whose page is gone (made in a browser
+        # that died since: every one made ahead then) is replaced
+        for _ in range(len(self._pending) + 3):
             # prefer a session that is already done
             ready = next((t for t in self._pending if t.done()), self._pending[0])
             self._pop(ready)
@@ -76,6 +86,13 @@ class SessionPool:
                 self._spawn()
         raise SandboxError(f"could not make a browser session: {type(last_error).__name__}: {last_error}")
 
+    async def release(self) -> None:
+        """Drop one user of a shared pool; the last one closes it."""
+        self.refs -= 1
+        if self.refs <= 0:
+            self.sandbox.forget_pool(self)
+            await self.close()
+
     async def close(self) -> None:
         """Close the sessions made ahead. Safe to call twice."""
         self._closed = True
@@ -87,4 +104,3 @@ class SessionPool:
             with contextlib.suppress(BaseException):
                 session = await task
                 await session.close()
-

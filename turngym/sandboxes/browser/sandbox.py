@@ -16,7 +16,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,7 @@ class BrowserSandbox:
         self._closed = False
         #: sessions being made ahead of time or ready in pools (bounded by ``config.max_warm``)
         self.warm = 0
+        self._pools: dict[Hashable, SessionPool] = {}
 
     # lifecycle ----------------------------------------------------------------------------
     @classmethod
@@ -230,6 +231,29 @@ class BrowserSandbox:
     ) -> SessionPool:
         """A pool that keeps ``size`` sessions made ahead of time (see ``SessionPool``)."""
         return SessionPool(sandbox=self, prepare=prepare, options=options or ContextOptions(), size=size)
+
+    def shared_pool(
+        self,
+        key: Hashable,
+        *,
+        prepare: Callable[[BrowserSession], Awaitable[None]] | None = None,
+        options: ContextOptions | None = None,
+        size: int = 2,
+    ) -> SessionPool:
+        """The pool of ``key`` in this browser, made on first use and shared by every caller of the same key
+        (``release`` it; the last release closes it). Callers of one key must make the same pages: the first
+        caller's ``prepare`` and ``options`` serve them all; the pool keeps the largest ``size`` asked for."""
+        pool = self._pools.get(key)
+        if pool is None or pool.closed:
+            pool = self._pools[key] = self.pool(prepare=prepare, options=options, size=size)
+        pool.size = max(pool.size, size)
+        pool.refs += 1
+        return pool
+
+    def forget_pool(self, pool: SessionPool) -> None:
+        """Take ``pool`` out of the shared pools (it is being closed)."""
+        for key in [k for k, v in self._pools.items() if v is pool]:
+            del self._pools[key]
 
 
 _LIVE: set[BrowserSandbox] = set()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -35,6 +36,8 @@ from turngym.sandboxes.browser.config import BrowserConfig, ContextOptions
 from turngym.sandboxes.browser.set_of_marks import draw_marks
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+#: the URLs ``BrowserSession._route`` decides on: all but the schemes ``url_allowed`` always allows
+_ROUTED = re.compile(r"^(?!(?:file|data|blob|about):)", re.IGNORECASE)
 
 
 class PageSnapshot(BaseModel):
@@ -80,9 +83,12 @@ class BrowserSession:
         self.last: PageSnapshot | None = None
         self._id_of: dict[str, str] = {}  # Playwright ref -> the id agents see
         self._ref_of: dict[str, str] = {}
+        self._title: str | None = None  # read by the last settle, for the next observation
 
     async def _open(self) -> None:
-        await self.context.route("**/*", self._route)
+        # file:, data:, blob: and about: URLs are always allowed: Playwright lets them through itself, with no
+        # round trip to this process (a MiniWoB++ page load was five)
+        await self.context.route(_ROUTED, self._route)
         self.page = await self.context.new_page()
         self.page.set_default_timeout(self.config.action_timeout * 1000)
         self.page.set_default_navigation_timeout(self.config.navigation_timeout * 1000)
@@ -173,19 +179,24 @@ class BrowserSession:
 
     # the API ------------------------------------------------------------------------------
     async def goto(self, url: str) -> None:
+        self._title = None
         await self._guard(self.page.goto(url, wait_until="load"), f"loading {url}", self.config.navigation_timeout + 5)
 
     async def evaluate(self, script: str, arg: Any = None) -> Any:
         """Run a JavaScript expression or function in the page (with the page timeout)."""
+        self._title = None  # the script may change the title
         return await self._retrying(lambda: self.page.evaluate(script, arg), "a script")
 
-    async def settle(self) -> None:
-        """Wait until the page has handled the last input: a started navigation loaded, then one frame
-        painted. Waits on the page's own signals, never a fixed sleep."""
-        await self._retrying(
-            lambda: self.page.evaluate("() => new Promise(r => requestAnimationFrame(() => r(document.readyState)))"),
-            "a frame",
-        )
+    async def settle(self, probe: str | None = None) -> Any:
+        """Wait until the page has handled the last input (a started navigation loaded, then one frame
+        painted) and read the page's title and the value of ``probe`` (a JavaScript function of no
+        arguments, e.g. the task's reward globals) in that same script: one round trip to the page.
+        Returns the probe's value (None without a probe, or where the probe threw). Waits on the page's
+        own signals, never a fixed sleep. The title is the next ``observe``'s, unless a script or a
+        navigation runs in between."""
+        title, value = await self._retrying(lambda: self.page.evaluate(settle_script(probe)), "a frame")
+        self._title = title
+        return value
 
     async def observe(self, *, tree: bool = True, screenshot: bool = False, som: bool = False) -> PageSnapshot:
         """The page now: URL, title, accessibility tree with ids, optional screenshot and set-of-marks."""
@@ -196,11 +207,13 @@ class BrowserSession:
             text, elements = parse_snapshot(raw, self._name)
         png = None
         if screenshot or som:
-            png = await self._retrying(lambda: self.page.screenshot(type="png", animations="allow", timeout=self._ms), "a screenshot")
+            png = await self.screenshot()
         som_png = draw_marks(png, elements, self.options.device_scale_factor) if som and png else None
+        title = self._title if self._title is not None else await self._retrying(self.page.title, "the title")
+        self._title = None
         snap = PageSnapshot(
             url=self.page.url,
-            title=await self._retrying(self.page.title, "the title"),
+            title=title,
             tree=text,
             elements={e.id: e for e in elements},
             screenshot=png if screenshot else None,
@@ -227,11 +240,12 @@ class BrowserSession:
         return max((int(k) for k in self._ref_of if k.isdigit()), default=0) + 1
 
     async def screenshot(self) -> bytes:
-        return await self._retrying(lambda: self.page.screenshot(type="png", timeout=self._ms), "a screenshot")
+        return await self._retrying(lambda: self.page.screenshot(type="png", animations="allow", timeout=self._ms), "a screenshot")
 
-    async def act(self, action: BrowserAction) -> None:
-        """Perform ``action``. An action that cannot be done (unknown id, element not actionable,
-        a URL that is not allowed) raises ``ActionError``; a crashed or hung page ``PageError``."""
+    async def act(self, action: BrowserAction, *, probe: str | None = None) -> Any:
+        """Perform ``action``, then ``settle`` (which reads ``probe``'s value; returned). An action that
+        cannot be done (unknown id, element not actionable, a URL that is not allowed) raises
+        ``ActionError``; a crashed or hung page ``PageError``."""
         from playwright.async_api import Error as PlaywrightError
 
         self._check()
@@ -245,7 +259,7 @@ class BrowserSession:
             if "Timeout" in str(e):
                 await self._probe(str(action))  # a page that stopped answering is not the agent's fault
             raise ActionError(f"{action} failed: {_first_line(str(e))}") from None
-        await self.settle()
+        return await self.settle(probe)
 
     async def _probe(self, what: str) -> None:
         """Raise ``PageHung`` if the page does not run a trivial script in a few seconds."""
@@ -346,6 +360,13 @@ def url_allowed(url: str, origins: tuple[str, ...] | None = None) -> bool:
     scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
     return f"{scheme}://{parts.netloc}" in origins
 
+
+def settle_script(probe: str | None = None) -> str:
+    """The page script of ``BrowserSession.settle``: after the next animation frame, ``[title, value]``, where
+    value is what ``probe`` (a JavaScript function of no arguments) returns, or null where it throws (a page
+    that is not the task's) or there is no probe."""
+    value = f"(() => {{ try {{ return ({probe})(); }} catch (e) {{ return null; }} }})()" if probe else "null"
+    return f"() => new Promise(r => requestAnimationFrame(() => r([document.title, {value}])))"
 
 
 async def _quiet(aw: Awaitable[Any]) -> None:

@@ -55,7 +55,7 @@ class WebShopLiteEnv(BrowserEnv):
         await session.goto(ORIGIN + "/")
         return self.state.task.instruction
 
-    async def episode_state(self, session: BrowserSession) -> EpisodeState:
+    async def episode_state(self, session: BrowserSession, probed: Any = None) -> EpisodeState:
         order = self.state.order if self.state is not None else None
         if order is None:
             return EpisodeState()
