@@ -8,9 +8,13 @@ turngym side: ``run_episodes`` plays ``--episodes`` concurrent GuessNumber episo
 turns with the tiny model (each reply up to ``--new-tokens`` tokens). Raw side: the same prompts
 (each turn's recorded prompt, taken from turngym's streams) sent to the backend's batched
 generation directly, turn by turn, asking for the same number of new tokens: HF
-``model.generate`` on the left-padded batch; vLLM ``AsyncLLM.generate`` for all prompts at once.
+``model.generate`` on the left-padded batch; vLLM ``AsyncLLM.generate`` for all prompts at once (as
+token inputs, ``vllm.inputs.tokens_input``, the way the vllm backend sends them).
 Overhead = raw tokens/s / turngym tokens/s - 1. The vllm half runs in .venv-vllm (a subprocess of
-this script). Results (median of ``--repeats``) go to perf/results/rollout.md.
+this script). Results (median of ``--repeats``) go to perf/results/rollout.md. Each repeat runs the two
+sides back to back, so the script also gives the median of the per-repeat overheads (``paired``), and
+the CPU seconds per token of each side (this process and its children, i.e. vLLM's engine core): on a
+shared machine those are the steadier figures (``cpu overhead``).
 
 ``--workload demo`` times the hf backend alone on the RL demo's rollout: ``--episodes`` concurrent
 GuessNumber episodes (low=1, high=16, max_turns=6), constrain=True, max_new_tokens=6, no system
@@ -37,6 +41,23 @@ sys.path.insert(0, str(REPO))
 GN = "turngym/GuessNumber-v0"
 
 
+def cpu_now() -> float:
+    """CPU seconds used so far by this process (all threads) and its child processes (vLLM's engine core)."""
+    try:
+        import psutil
+    except ImportError:
+        return time.process_time()
+    me = psutil.Process()
+    total = time.process_time()
+    for child in me.children(recursive=True):
+        try:
+            t = child.cpu_times()
+        except psutil.Error:  # exited meanwhile
+            continue
+        total += t.user + t.system
+    return total
+
+
 def tiny_dir() -> Path:
     from tests.agents.conftest import tiny_model
 
@@ -61,19 +82,22 @@ def turn_prompts(episodes) -> list[list[tuple[list[int], int]]]:
     return rounds
 
 
-async def turngym_run(agent, n: int, turns: int) -> tuple[float, int, list]:
+async def turngym_run(agent, n: int, turns: int) -> tuple[float, int, list, float]:
+    """Wall seconds, sampled tokens, the episodes, CPU seconds (``cpu_now``)."""
     from turngym.benchmarks.bench import rollout_throughput
 
+    c0 = cpu_now()
     done = await rollout_throughput(tasks(n, turns), agent, concurrency=n)
+    cpu = cpu_now() - c0
     if done.errors:
         raise RuntimeError(f"{len(done.errors)} episodes failed: {done.errors[:3]}")
-    return done.wall, done.tokens, done.played
+    return done.wall, done.tokens, done.played, cpu
 
 
-def hf_raw(model, rounds, new_tokens: int, pad_id: int) -> tuple[float, int]:
+def hf_raw(model, rounds, new_tokens: int, pad_id: int) -> tuple[float, int, float]:
     import torch
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_now()
     produced = 0
     for batch in rounds:
         width = max(len(p) for p, _ in batch)
@@ -88,7 +112,7 @@ def hf_raw(model, rounds, new_tokens: int, pad_id: int) -> tuple[float, int]:
                 do_sample=True, top_k=0, top_p=1.0, temperature=1.0, pad_token_id=pad_id,
             )
         produced += (out.shape[1] - width) * len(batch)
-    return time.perf_counter() - t0, produced
+    return time.perf_counter() - t0, produced, cpu_now() - c0
 
 
 def bench_hf(args) -> dict:
@@ -99,27 +123,29 @@ def bench_hf(args) -> dict:
     asyncio.run(turngym_run(agent, 4, 1))  # warm-up
     ours, raw = [], []
     for _ in range(args.repeats):
-        wall, toks, eps = asyncio.run(turngym_run(agent, args.episodes, args.turns))
-        ours.append((wall, toks, len(eps)))
+        wall, toks, eps, cpu = asyncio.run(turngym_run(agent, args.episodes, args.turns))
+        ours.append((wall, toks, len(eps), cpu))
         raw.append(hf_raw(model, turn_prompts(eps), args.new_tokens, pad))
     asyncio.run(agent.aclose())
     return summarise("hf", ours, raw)
 
 
 async def _bench_vllm(args) -> dict:
+    from vllm.inputs import tokens_input
+
     from turngym.agents.base import make_agent
-    from turngym.agents.vllm import sampling_params
     from turngym.agents.sampling import SamplingConfig
+    from turngym.agents.vllm import sampling_params
 
     agent = make_agent(f"vllm:{tiny_dir()}", max_new_tokens=args.new_tokens, seed=0, max_model_len=2048)
     engine = agent.backend.engine
     await turngym_run(agent, 4, 1)  # warm-up
     ours, raw = [], []
     for r in range(args.repeats):
-        wall, toks, eps = await turngym_run(agent, args.episodes, args.turns)
-        ours.append((wall, toks, len(eps)))
+        wall, toks, eps, cpu = await turngym_run(agent, args.episodes, args.turns)
+        ours.append((wall, toks, len(eps), cpu))
         rounds = turn_prompts(eps)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_now()
         produced = 0
         for t, batch in enumerate(rounds):
 
@@ -130,12 +156,12 @@ async def _bench_vllm(args) -> dict:
                 params.min_tokens = args.new_tokens
                 params.ignore_eos = True
                 final = None
-                async for out in engine.generate({"prompt_token_ids": prompt}, params, f"raw-{r}-{t}-{i}"):
+                async for out in engine.generate(tokens_input(prompt), params, f"raw-{r}-{t}-{i}"):
                     final = out
                 return len(final.outputs[0].token_ids)
 
             produced += sum(await asyncio.gather(*(one(i, p) for i, (p, _) in enumerate(batch))))
-        raw.append((time.perf_counter() - t0, produced))
+        raw.append((time.perf_counter() - t0, produced, cpu_now() - c0))
     await agent.aclose()
     return summarise("vllm", ours, raw)
 
@@ -170,15 +196,25 @@ def bench_demo(args) -> dict:
 
 
 def summarise(name: str, ours, raw) -> dict:
-    ours_tps = statistics.median(t / w for w, t, _ in ours)
-    ours_eps = statistics.median(n / w for w, _, n in ours)
-    raw_tps = statistics.median(t / w for w, t in raw)
+    """Medians over the repeats; ``ours`` holds (wall, tokens, episodes, cpu), ``raw`` (wall, tokens, cpu)."""
+    ours_tps = statistics.median(t / w for w, t, _, _ in ours)
+    ours_eps = statistics.median(n / w for w, _, n, _ in ours)
+    raw_tps = statistics.median(t / w for w, t, _ in raw)
+    ours_cpt = statistics.median(c / t for _, t, _, c in ours)
+    raw_cpt = statistics.median(c / t for _, t, c in raw)
     return {
         "backend": name,
         "turngym_tokens_per_s": ours_tps,
         "turngym_episodes_per_s": ours_eps,
         "raw_tokens_per_s": raw_tps,
         "overhead": raw_tps / ours_tps - 1,
+        # each repeat's two sides ran back to back: the median of their ratios
+        "overhead_paired": statistics.median(
+            (w / t) / (rw / rt) - 1 for (w, t, _, _), (rw, rt, _) in zip(ours, raw, strict=True)
+        ),
+        "turngym_cpu_ms_per_token": 1000 * ours_cpt,
+        "raw_cpu_ms_per_token": 1000 * raw_cpt,
+        "cpu_overhead": ours_cpt / raw_cpt - 1,
         "runs": {"turngym": ours, "raw": raw},
     }
 
@@ -230,21 +266,30 @@ def write_report(args, results) -> None:
         "Raw = the same per-turn prompts through the backend's own batched generation, the same number of "
         "new tokens. Median of the repeats.",
         "",
-        "| backend | turngym tokens/s | turngym episodes/s | raw tokens/s | turngym overhead |",
-        "|---|---|---|---|---|",
+        (
+            "| backend | turngym tokens/s | turngym episodes/s | raw tokens/s | turngym overhead | paired | "
+            "CPU ms/token turngym / raw | CPU overhead |"
+        ),
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
             f"| {r['backend']} | {r['turngym_tokens_per_s']:.0f} | {r['turngym_episodes_per_s']:.2f} | "
-            f"{r['raw_tokens_per_s']:.0f} | {100 * r['overhead']:+.1f}% |"
+            f"{r['raw_tokens_per_s']:.0f} | {100 * r['overhead']:+.1f}% | {100 * r['overhead_paired']:+.1f}% | "
+            f"{r['turngym_cpu_ms_per_token']:.2f} / {r['raw_cpu_ms_per_token']:.2f} | {100 * r['cpu_overhead']:+.1f}% |"
         )
-    lines += ["", "Raw runs (wall s, tokens) and turngym runs (wall s, tokens, episodes):", "", "```"]
+    lines += ["", "Raw runs (wall s, tokens, CPU s) and turngym runs (wall s, tokens, episodes, CPU s):", "", "```"]
     lines += [json.dumps(r["runs"]) for r in results]
     lines += ["```", ""]
     out = REPO / "perf" / "results" / "rollout.md"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines))
-    print("\n".join(lines))
+    report = "\n".join(lines)
+    if out.is_file():  # earlier results stay below the new ones, as history
+        earlier = out.read_text().removeprefix(lines[0]).lstrip("\n")
+        out.write_text(report + "\n## Earlier results\n\n" + earlier)
+    else:
+        out.write_text(report)
+    print(report)
 
 
 if __name__ == "__main__":

@@ -393,3 +393,35 @@ def test_cache_argument_follows_the_forward_signature():
     assert [cache_argument(m) for m in (New(), Old(), Wrapper(New()), Wrapper(Old()))] == [
         "cache", "past_key_values", "cache", "past_key_values"
     ]
+
+
+def test_draw_is_each_rows_own_multinomial_whatever_the_batch_holds():
+    """A batch of greedy, hot, cooled and nucleus rows: each seeded row draws what ``torch.multinomial``
+    draws from its own distribution with its own generator, each greedy row its argmax."""
+    import torch
+
+    from turngym.agents.hf.draw import draw, generator
+    from turngym.agents.sampling import SamplingConfig
+
+    x = torch.randn(5, 50, generator=torch.Generator().manual_seed(0)) * 3
+    configs = [
+        SamplingConfig(temperature=1.0), SamplingConfig(temperature=0.0), SamplingConfig(temperature=0.5),
+        SamplingConfig(temperature=1.0, top_p=0.6), SamplingConfig(temperature=1.0),
+    ]
+    for rounds in range(3):
+        seeds = [10 * rounds + k for k in range(5)]
+        toks = draw(x, configs, [generator(s) for s in seeds])
+        for k, (c, seed) in enumerate(zip(configs, seeds, strict=True)):
+            if c.temperature == 0:
+                assert int(toks[k]) == int(x[k].argmax())
+                continue
+            p = torch.softmax(x[k] / c.temperature, -1)
+            if c.top_p < 1:
+                sorted_p, order = p.sort(descending=True)
+                keep = sorted_p.cumsum(-1) - sorted_p < c.top_p
+                p = torch.zeros_like(p).scatter(0, order, torch.where(keep, sorted_p, torch.zeros_like(sorted_p)))
+            assert int(toks[k]) == int(torch.multinomial(p, 1, generator=generator(seed))), (k, c)
+        # the all-hot batch (no copy of the logits, no division at temperature 1) draws the same
+        hot = [0, 4]
+        alone = draw(x[hot], [configs[k] for k in hot], [generator(seeds[k]) for k in hot])
+        assert alone.tolist() == toks[hot].tolist()

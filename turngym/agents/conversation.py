@@ -151,14 +151,24 @@ class Conversation:
 
     def _encode(self, text: str, *, after: str | None = None) -> list[int]:
         """Ids of ``text`` as it tokenises after ``after`` (a special token's text), so a
-        tokenizer that marks the start of a text (SentencePiece's leading space) does not."""
+        tokenizer that marks the start of a text (SentencePiece's leading space) does not.
+        With an anchor the encodings are memoised per tokenizer like the renders: the anchor's own ids are
+        the same every time, and a suffix that repeats (a game's usual answer) whatever came before it is
+        encoded once, where the render memo, whose keys chain the whole conversation, rarely hits."""
         if after is None:
             return self.tokenizer.encode(text, add_special_tokens=False)
-        head = self.tokenizer.encode(after, add_special_tokens=False)
-        ids = self.tokenizer.encode(after + text, add_special_tokens=False)
+        head = self._encoded(after)
+        ids = self._encoded(after + text)
         if ids[: len(head)] != head:
             raise TemplateError(f"the tokenizer merges {after!r} with the text after it: use a special token")
         return ids[len(head) :]
+
+    def _encoded(self, text: str) -> list[int]:
+        """``tokenizer.encode(text)`` without special tokens, memoised (the key cannot be a render's: those
+        are JSON). Callers slice the list, never hand it out."""
+        return _memoised(
+            self.tokenizer, "\x01" + text, lambda: ("", self.tokenizer.encode(text, add_special_tokens=False))
+        )[1]
 
     @staticmethod
     def _placeholders(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

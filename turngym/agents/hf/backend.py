@@ -296,9 +296,11 @@ class HFBackend(Backend):
         if not live:
             return
         rows = [batch[i] for i in live]
-        index = torch.tensor(live, device=logits.device)
-        logp = torch.log_softmax(logits, dim=-1).index_select(0, index)
-        x = logits.index_select(0, index)
+        logp = torch.log_softmax(logits, dim=-1)
+        x = logits
+        if len(live) < len(batch):  # rows that finished drop out (no copy while every row is live)
+            index = torch.tensor(live, device=logits.device)
+            logp, x = logp.index_select(0, index), logits.index_select(0, index)
         constrained = [k for k, r in enumerate(rows) if r.fsm is not None]
         allowed = None
         if constrained:

@@ -29,13 +29,18 @@ def draw(x: Any, samplings: list[SamplingConfig], gens: list[Any]) -> Any:
     import torch
 
     temps = [s.temperature for s in samplings]
-    toks = x.argmax(-1).cpu()
+    toks = torch.zeros(len(temps), dtype=torch.long)
+    cold = [k for k, t in enumerate(temps) if t == 0]
+    if cold:  # argmax over the greedy rows only: a full-vocabulary pass per row
+        toks[cold] = x.index_select(0, torch.tensor(cold, device=x.device)).argmax(-1).cpu()
     hot = [k for k, t in enumerate(temps) if t != 0]
     if not hot:
         return toks
-    sub = torch.tensor(hot, device=x.device)
-    temp = torch.tensor([temps[k] for k in hot], dtype=x.dtype, device=x.device)
-    probs = torch.softmax(x.index_select(0, sub) / temp[:, None], dim=-1)
+    # no copy of the logits where every row samples, no division where every temperature is 1 (x / 1 == x)
+    xs = x if len(hot) == len(temps) else x.index_select(0, torch.tensor(hot, device=x.device))
+    if any(temps[k] != 1.0 for k in hot):
+        xs = xs / torch.tensor([temps[k] for k in hot], dtype=x.dtype, device=x.device)[:, None]
+    probs = torch.softmax(xs, dim=-1)
     top_p = torch.tensor([samplings[k].top_p for k in hot], dtype=probs.dtype, device=probs.device)
     nucleus = (top_p < 1.0).nonzero()[:, 0]
     if len(nucleus):
@@ -48,5 +53,5 @@ def draw(x: Any, samplings: list[SamplingConfig], gens: list[Any]) -> Any:
     q = torch.empty_like(probs)
     for k in range(len(hot)):
         q[k].exponential_(1, generator=gens[hot[k]])
-    toks[hot] = (probs / q).argmax(-1)
+    toks[hot] = probs.div_(q).argmax(-1)  # in place: probs is this call's own tensor
     return toks
