@@ -6,8 +6,6 @@ loaded and probed, every episode stored once."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 from collections import Counter
 from pathlib import Path
 
@@ -15,12 +13,11 @@ import pytest
 
 from tests.agents.conftest import VLLM_PYTHON
 from tests.distributed.test_ray_rollout import eval_cli, transcript
-from tests.distributed.test_ray_train import _cfg, _train_records
+from tests.distributed.test_ray_train import _cfg, _train_records, kill_in_second_rollout
 from turngym.agents.base import make_agent
 from turngym.agents.runner import group_tasks, run_episodes
 from turngym.benchmarks.store import read_episodes
 from turngym.core.errors import ConfigError
-from turngym.distributed import ray_rollout
 from turngym.distributed.ray_rollout import RayOptions, run_episodes_ray
 from turngym.trainers.onpolicy import OnPolicyTrainer
 
@@ -88,26 +85,7 @@ def test_engines_need_a_model_and_ray(tmp_path):
 def test_an_engine_killed_mid_training_is_restarted_with_the_synced_weights_and_the_run_goes_on(
     tmp_path, gn_model, cluster, monkeypatch, capfd
 ):
-    play = ray_rollout.RolloutPool.play
-    seen: dict[str, object] = {"calls": 0}
-
-    async def play_and_kill(self, tasks, **kwargs):
-        seen["calls"] += 1
-        if seen["calls"] != 2:
-            return await play(self, tasks, **kwargs)
-        outer = kwargs.pop("on_episode", None)
-
-        def on_episode(episode):
-            if "killed" not in seen:  # iteration 2's first episode back: engine 0 dies with requests in flight
-                seen["killed"] = self.engines[0]["pid"]
-                os.kill(self.engines[0]["pid"], signal.SIGKILL)
-            if outer is not None:
-                outer(episode)
-
-        seen["result"] = await play(self, tasks, on_episode=on_episode, **kwargs)
-        return seen["result"]
-
-    monkeypatch.setattr(ray_rollout.RolloutPool, "play", play_and_kill)
+    seen = kill_in_second_rollout(monkeypatch, lambda pool: pool.engines[0]["pid"])
     over = {"rollout.workers": 1, "rollout.engines": 2, "rollout.cpus_per_engine": 0.5, "rollout.groups": 4,
             "rollout.concurrency": 8}
     cfg = _cfg(tmp_path, gn_model, cluster, iterations=2, **over)

@@ -44,9 +44,9 @@ def test_ray_workers_get_every_updates_weights_and_each_episode_is_stored_once(t
     assert all(e.trainable and e.tokens and not e.error for e in episodes)
 
 
-def test_a_worker_killed_mid_rollout_is_replaced_with_the_synced_weights_and_the_run_goes_on(
-    tmp_path, gn_model, cluster, monkeypatch, capfd
-):
+def kill_in_second_rollout(monkeypatch, victim) -> dict[str, object]:
+    """SIGKILL the process ``victim(pool)`` names when the second rollout's first episode reaches the driver (it
+    then has episodes in flight); what it saw: ``killed`` (the pid), ``result`` (that rollout's RayRollout)."""
     play = ray_rollout.RolloutPool.play
     seen: dict[str, object] = {"calls": 0}
 
@@ -57,9 +57,9 @@ def test_a_worker_killed_mid_rollout_is_replaced_with_the_synced_weights_and_the
         outer = kwargs.pop("on_episode", None)
 
         def on_episode(episode):
-            if "killed" not in seen:  # iteration 2's first episode back: worker 1 dies with episodes in flight
-                seen["killed"] = self.workers[1]["pid"]
-                os.kill(self.workers[1]["pid"], signal.SIGKILL)
+            if "killed" not in seen:
+                seen["killed"] = victim(self)
+                os.kill(seen["killed"], signal.SIGKILL)
             if outer is not None:
                 outer(episode)
 
@@ -67,6 +67,13 @@ def test_a_worker_killed_mid_rollout_is_replaced_with_the_synced_weights_and_the
         return seen["result"]
 
     monkeypatch.setattr(ray_rollout.RolloutPool, "play", play_and_kill)
+    return seen
+
+
+def test_a_worker_killed_mid_rollout_is_replaced_with_the_synced_weights_and_the_run_goes_on(
+    tmp_path, gn_model, cluster, monkeypatch, capfd
+):
+    seen = kill_in_second_rollout(monkeypatch, lambda pool: pool.workers[1]["pid"])
     cfg = _cfg(tmp_path, gn_model, cluster, iterations=3, **{"rollout.groups": 4, "rollout.concurrency": 2})
     OnPolicyTrainer(cfg).run(progress=False)
     second = seen["result"]

@@ -237,16 +237,7 @@ class TurnEnv(gymnasium.Env[Observation, Action]):
 
     # -- internals ------------------------------------------------------------------------------
     def _run(self, coro: Any) -> Any:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            coro.close()
-            raise RuntimeError(
-                f"{type(self).__name__}: a sync method was called inside a running event loop; "
-                "await the async twin (areset/astep/aclose) there instead"
-            )
+        refuse_in_running_loop(coro, type(self).__name__)
         if self._loop is None or self._loop.is_closed():
             self._loop = asyncio.new_event_loop()
         return self._loop.run_until_complete(coro)
@@ -443,3 +434,17 @@ def _guard_astep(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 _GUARDS = {"reset": _guard_reset, "areset": _guard_areset, "step": _guard_step, "astep": _guard_astep}
+
+
+def refuse_in_running_loop(coro: Any, what: str) -> None:
+    """RuntimeError (``coro`` closed unawaited) where a sync env method is called inside a running event loop,
+    which it would block or deadlock: the async twin is the one to await there."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    coro.close()
+    raise RuntimeError(
+        f"{what}: a sync method was called inside a running event loop; "
+        "await the async twin (areset/astep/aclose) there instead"
+    )

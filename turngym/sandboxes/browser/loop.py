@@ -16,6 +16,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any
 
+from turngym.core.env import refuse_in_running_loop
+
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _owner_pid = 0
@@ -43,16 +45,7 @@ def _serve(loop: asyncio.AbstractEventLoop, started: threading.Event) -> None:
 
 def run_sync(coro: Coroutine[Any, Any, Any], what: str = "a browser env") -> Any:
     """Run ``coro`` on the sync-API loop and wait for its result (its exception is raised here)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        coro.close()
-        raise RuntimeError(
-            f"{what}: a sync method was called inside a running event loop; "
-            "await the async twin (areset/astep/aclose) there instead"
-        )
+    refuse_in_running_loop(coro, what)
     future = asyncio.run_coroutine_threadsafe(coro, sync_loop())
     try:
         return future.result()
