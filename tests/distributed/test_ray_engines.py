@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.agents.conftest import VLLM_PYTHON
-from tests.distributed.test_ray_rollout import eval_cli, transcript
+from tests.distributed.test_ray_rollout import eval_cli, play_locally, transcript
 from tests.distributed.test_ray_train import _cfg, _train_records, kill_in_second_rollout
-from turngym.agents.base import make_agent
-from turngym.agents.runner import group_tasks, run_episodes
+from turngym.agents.runner import group_tasks
 from turngym.benchmarks.store import read_episodes
 from turngym.core.errors import ConfigError
 from turngym.distributed.ray_rollout import RayOptions, run_episodes_ray
@@ -30,14 +29,7 @@ def test_engine_actors_serve_every_workers_requests_and_give_the_local_transcrip
     tasks = group_tasks("turngym/GuessNumber-v0", range(4), group_size=2, env_kwargs={"low": 1, "high": 16},
                         max_turns=6)
 
-    async def local():
-        agent = make_agent(f"hf:{gn_model}", **GREEDY)
-        try:
-            return await run_episodes(tasks, agent, concurrency=4)
-        finally:
-            await agent.aclose()
-
-    expected = asyncio.run(local())
+    expected = play_locally(tasks, f"hf:{gn_model}", **GREEDY)
     events: list[str] = []
     options = RayOptions(address=cluster.address, workers=2, engines=2, cpus_per_engine=0.5)
     result = asyncio.run(

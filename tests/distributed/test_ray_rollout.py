@@ -43,6 +43,19 @@ def transcript(episode) -> tuple:
     )
 
 
+def play_locally(tasks, spec: str, **options) -> list:
+    """``tasks`` played by the local runner (4 at a time) with the agent of ``spec``: the transcripts to match."""
+
+    async def play():
+        agent = make_agent(spec, **options)
+        try:
+            return await run_episodes(tasks, agent, concurrency=4)
+        finally:
+            await agent.aclose()
+
+    return asyncio.run(play())
+
+
 def suite_tasks(suite: str, episodes: int, tmp_path: Path):
     return plan_run(eval_config(suite, agent="scripted", episodes=episodes), tmp_path / suite).tasks
 
@@ -68,14 +81,7 @@ def test_smoke_and_code_suites_on_two_nodes_give_the_local_runners_transcripts(c
     tasks = suite_tasks("smoke", 2, tmp_path) + suite_tasks("code", 2, tmp_path)
     assert {t.env_id for t in tasks} >= {"turngym/Terminal-v0", "turngym/PythonTool-v0", "turngym/Maze-v0"}
 
-    async def local():
-        agent = make_agent("scripted")
-        try:
-            return await run_episodes(tasks, agent, concurrency=4)
-        finally:
-            await agent.aclose()
-
-    expected = asyncio.run(local())
+    expected = play_locally(tasks, "scripted")
     events: list[str] = []
     result = asyncio.run(
         run_episodes_ray(
