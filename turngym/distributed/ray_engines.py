@@ -38,10 +38,12 @@ from turngym.agents.llm import Backend, Generation, LLMAgent
 from turngym.agents.sampling import SamplingConfig
 from turngym.core.errors import BackendError, ConfigError, StaleWeightsError
 
-__all__ = ["EngineActor", "EngineBoard", "RoutedBackend", "RoutedRecipe", "engine_of"]
+__all__ = ["NO_ENGINE", "EngineActor", "EngineBoard", "RoutedBackend", "RoutedRecipe", "engine_of"]
 
 #: seconds a request waits for some engine to take it (a restarting one included) before it fails
 REQUEST_WAIT = 120.0
+#: how that failure's message starts (the driver finds the episodes it ended by it)
+NO_ENGINE = "no Ray engine took the request"
 
 
 def engine_of(built: Any) -> tuple[Backend, dict[str, Any] | None]:
@@ -108,7 +110,7 @@ class EngineActor:
         self.backend: Backend | None = None
         self.settings: dict[str, Any] | None = None
         self.served = 0
-        self._starting: asyncio.Lock | None = None
+        self._starting = asyncio.Lock()
 
     def where(self) -> dict[str, Any]:
         import ray
@@ -126,7 +128,6 @@ class EngineActor:
         """The engine, built once; a restarted actor loads the last weights and passes their probe first."""
         if self.backend is not None:
             return self.backend
-        self._starting = self._starting or asyncio.Lock()
         async with self._starting:
             if self.backend is None:
                 backend, self.settings = engine_of(self.recipe.build())
@@ -213,7 +214,7 @@ class RoutedBackend(Backend):
                 continue  # another engine takes it now
             if asyncio.get_running_loop().time() > deadline:
                 raise BackendError(
-                    f"no Ray engine took the request within {REQUEST_WAIT:.0f} s: "
+                    f"{NO_ENGINE} within {REQUEST_WAIT:.0f} s: "
                     + "; ".join(f"engine {k}: {why}" for k, why in sorted(failed.items()))
                 )
             await asyncio.sleep(1.0)  # every engine failed it: wait for their restarts

@@ -473,7 +473,9 @@ class RolloutPool:
             self.say(line)
         stats = await asyncio.gather(*[e.stats.remote() for e in self._engines], return_exceptions=True)
         result.engines = [s for s in stats if isinstance(s, dict)]
-        stranded = [e for e in result.episodes if e.error and "no Ray engine took the request" in e.error]
+        from turngym.distributed.ray_engines import NO_ENGINE
+
+        stranded = [e for e in result.episodes if e.error and NO_ENGINE in e.error]
         if stranded:
             raise RolloutError(
                 f"{len(stranded)} episode(s) found no engine to serve them: {stranded[0].error}. The episodes that "

@@ -370,9 +370,8 @@ class TrainLoop:
         from turngym.trainers.tasks import env_specs
 
         r = self.cfg.rollout
-        options = RayOptions(address=r.address, workers=r.workers, cpus_per_worker=r.cpus_per_worker,
-                             engines=r.engines, cpus_per_engine=r.cpus_per_engine, gpus_per_engine=r.gpus_per_engine,
-                             engine_python=r.engine_python)
+        # the Ray settings the rollout section names (address, workers, engines...), each under the same name
+        options = RayOptions(**r.model_dump(include=set(RayOptions.model_fields) & set(type(r).model_fields)))
         pool = RolloutPool(PolicyRecipe(self.cfg), options, env_ids=[s.id for s in env_specs(self.cfg)],
                            on_event=self.progress.say)
         self.pool = await pool.__aenter__()
